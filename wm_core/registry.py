@@ -13,7 +13,7 @@ import difflib
 from importlib import metadata
 from typing import Any
 
-from stevedore import DriverManager
+from stevedore import DriverManager, ExtensionManager
 from stevedore.exception import NoMatches
 
 __all__ = [
@@ -113,11 +113,15 @@ def load(kind: str, name: str) -> Any:
         ) from error
 
     try:
-        manager = DriverManager(
-            namespace=group, name=name, on_load_failure_callback=on_failure
-        )
-    except NoMatches as error:  # metadata changed between listing and loading
-        raise _not_found(kind, name) from error
+        manager = DriverManager(group, name, on_load_failure_callback=on_failure)
+    except NoMatches:
+        # stevedore caches each group's entry points for the life of the
+        # process; a plugin installed since then is in the metadata only.
+        ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
+        try:
+            manager = DriverManager(group, name, on_load_failure_callback=on_failure)
+        except NoMatches as error:
+            raise _not_found(kind, name) from error
     return manager.driver
 
 

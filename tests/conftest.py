@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    """Install a third-party distribution 'wm-fake-plugin 1.0' on sys.path.
+
+    It provides planners ``fake_good`` and ``fake_broken`` (whose module
+    fails to import) and hook plugins ``fake_hook`` and ``broken_hook``.
+    """
+    (tmp_path / "wm_fake_good.py").write_text(textwrap.dedent('''
+        from wm_core import hookimpl
+        from wm_core.planners import Random
+
+        class Planner(Random):
+            pass
+
+        class HookPlugin:
+            def __init__(self):
+                self.calls = []
+
+            @hookimpl
+            def wm_train_step(self, step, metrics):
+                self.calls.append((step, metrics))
+    '''))
+    (tmp_path / "wm_fake_broken.py").write_text(
+        "raise ImportError('libfoo.so: cannot open shared object file')\n"
+    )
+    info = tmp_path / "wm_fake_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wm-fake-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent('''
+        [wm.planners]
+        fake_good = wm_fake_good:Planner
+        fake_broken = wm_fake_broken:Planner
+
+        [wm.plugins]
+        fake_hook = wm_fake_good:HookPlugin
+        broken_hook = wm_fake_broken:HookPlugin
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
