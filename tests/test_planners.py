@@ -140,3 +140,12 @@ class TestRandomPlannerContract(PlannerContract):
     @pytest.fixture
     def planner(self, task):
         return planners.GaussianRandomNoise(task, 0.3, planners.Random(task, seed=0))
+
+
+def test_random_cold_start_skips_ahead_when_episodes_are_numbered():
+    task = PointTask()
+    base = ConstantPlanner(task, [0.25])
+    planner = planners.RandomColdStart(task, random_episodes=5, base_planner=base, seed=0)
+    planner.reset(seed=0, episode_index=7)  # a resumed run, past its random episodes
+    action, _ = planner(IMAGE, np.zeros(1, np.float32), 0.0)
+    assert action[0] == 0.25 and base.resets == 1

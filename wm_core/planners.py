@@ -131,8 +131,10 @@ class _Wrapper(Planner):
 class RandomColdStart(_Wrapper):
     """Random actions for the first ``random_episodes`` episodes, then the base.
 
-    The base planner is neither reset nor called during the random episodes
-    (there is usually no trained model to keep in step yet).
+    Episodes are counted by the resets seen; ``reset(episode_index=i)``
+    moves the count forward to ``i + 1`` when the caller numbers episodes
+    (a resumed ``train_eval_loop`` starts past its random episodes).  The base planner is neither reset nor called
+    during the random episodes (there is usually no trained model yet).
     """
 
     def __init__(self, task: Any, random_episodes: int, base_planner: Planner, seed=None):
@@ -147,7 +149,8 @@ class RandomColdStart(_Wrapper):
         return self.episodes_started <= self.random_episodes
 
     def reset(self, **kwargs: Any) -> None:
-        self.episodes_started += 1
+        numbered = kwargs.get("episode_index", -1) + 1
+        self.episodes_started = max(self.episodes_started + 1, numbered)
         if not self.is_cold:
             self.base_planner.reset(**kwargs)
 

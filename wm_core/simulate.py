@@ -39,13 +39,14 @@ def run_episode(
 ) -> tuple[Episode, list[Predictions | None]]:
     """One episode of ``planner`` on an already created ``env``.
 
-    Resets the env and the planner with ``seed``; returns the episode dict
-    and the per-decision predictions (``len == T``).
+    Resets the env with ``seed`` and the planner with ``seed`` and
+    ``episode_index``; returns the episode dict and the per-decision
+    predictions (``len == T``).
     """
     hooks = hooks or active_hooks()
     space = env.action_space
     observation, _ = env.reset(seed=seed)
-    planner.reset(seed=seed)
+    planner.reset(seed=seed, episode_index=episode_index)
     hooks.episode_start(phase=phase, episode_index=episode_index, seed=seed)
     rows = [
         {
@@ -84,11 +85,14 @@ def simulate(
     seed: int = 0,
     phase: str = "train",
     hooks: Hooks | None = None,
+    first_episode_index: int = 0,
 ) -> tuple[list[Episode], list[list[Predictions | None]], float]:
     """Run ``num_episodes`` episodes of ``planner`` on ``task``.
 
     Episode ``i`` is reset with ``seed + i`` (the same seed goes to
-    ``planner.reset``, so a ground-truth model can mirror the environment).
+    ``planner.reset``, so a ground-truth model can mirror the environment)
+    and is numbered ``first_episode_index + i`` in hooks and in
+    ``planner.reset(episode_index=...)``.
 
     :returns: ``(episodes, predictions, score)``: the episode dicts, per
         episode the per-decision predictions, and the mean undiscounted
@@ -102,12 +106,17 @@ def simulate(
     try:
         for index in range(num_episodes):
             episode, episode_predictions = run_episode(
-                env, planner, seed + index, phase=phase, episode_index=index, hooks=hooks
+                env,
+                planner,
+                seed + index,
+                phase=phase,
+                episode_index=first_episode_index + index,
+                hooks=hooks,
             )
             score = float(episode["reward"].sum())
             hooks.episode_end(
                 phase=phase,
-                episode_index=index,
+                episode_index=first_episode_index + index,
                 episode=episode,
                 predictions=episode_predictions,
                 score=score,

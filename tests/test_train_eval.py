@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from wm_core import hookimpl, npz
+from wm_core.hooks import Hooks, create_plugin_manager
+from wm_core.planners import Random
+from wm_core.toy import PointTask
+from wm_core.train_eval import train_eval_loop
+
+LENGTH = 5
+
+
+class IterationRecorder:
+    def __init__(self):
+        self.iterations = []
+        self.configured = []
+        self.ended = []
+
+    @hookimpl
+    def wm_run_configured(self, output_dir, operative_config):
+        self.configured.append(output_dir)
+
+    @hookimpl
+    def wm_iteration_end(self, phase, global_step, episodes, predictions, scalars):
+        self.iterations.append((phase, global_step, len(episodes), sorted(scalars)))
+
+    @hookimpl
+    def wm_run_end(self, output_dir):
+        self.ended.append(output_dir)
+
+
+def run_loop(tmp_path, recorder=None, train_calls=None, **overrides):
+    task = PointTask(length=LENGTH)
+    planner = Random(task, seed=0)
+    arguments = dict(
+        task=task, train_planner=planner, eval_planner=planner,
+        train_fn=(lambda path: train_calls.append(path)) if train_calls is not None else None,
+        num_train_episodes_per_iteration=2, eval_every_n_iterations=2, num_iterations=3,
+        episodes_dir=str(tmp_path / "episodes"), model_dir=str(tmp_path / "model"),
+        hooks=Hooks(create_plugin_manager(load_entry_points=False, plugins=(recorder,) if recorder else ())),
+    )
+    arguments.update(overrides)
+    return train_eval_loop(**arguments)
+
+
+def saved(tmp_path, phase):
+    return npz.episode_paths(str(tmp_path / "episodes" / phase))
+
+
+def test_loop_collects_trains_and_evaluates_on_schedule(tmp_path):
+    recorder, train_calls = IterationRecorder(), []
+    results = run_loop(tmp_path, recorder, train_calls)
+    assert len(saved(tmp_path, "train")) == 6 and len(saved(tmp_path, "eval")) == 1
+    assert train_calls == [str(tmp_path / "episodes" / "train")] * 3
+    phases = [(phase, step, count) for phase, step, count, _ in recorder.iterations]
+    assert phases == [("train", 10, 2), ("train", 20, 2), ("eval", 20, 1), ("train", 30, 2)]
+    assert "train_seconds" in recorder.iterations[0][3] and "score" in recorder.iterations[0][3]
+    assert recorder.configured == [str(tmp_path)] and recorder.ended == [str(tmp_path)]
+    assert json.loads((tmp_path / "loop_state.json").read_text()) == {"completed_iterations": 3}
+    assert (tmp_path / "operative_config.gin").exists()
+    assert len(results["train_scores"]) == 3 and len(results["eval_scores"]) == 1
+    episodes = npz.load_dictionaries(str(tmp_path / "episodes" / "train"))
+    assert results["train_scores"][0] == pytest.approx(np.mean([e["reward"].sum() for e in episodes[:2]]))
+
+
+def test_finished_run_does_nothing_and_a_longer_run_continues(tmp_path):
+    run_loop(tmp_path)
+    calls = []
+    run_loop(tmp_path, train_calls=calls)
+    assert calls == [] and len(saved(tmp_path, "train")) == 6
+    run_loop(tmp_path, train_calls=calls, num_iterations=4)
+    assert len(calls) == 1
+    assert len(saved(tmp_path, "train")) == 8 and len(saved(tmp_path, "eval")) == 2
+
+
+def test_offline_mode_trains_and_evaluates_without_collecting(tmp_path):
+    run_loop(tmp_path, num_iterations=1)
+    before = saved(tmp_path, "train")
+    calls = []
+    run_loop(tmp_path / "offline", train_calls=calls, offline=True, num_iterations=2,
+             episodes_dir=str(tmp_path / "episodes"), output_dir=str(tmp_path / "offline"))
+    assert saved(tmp_path, "train") == before and len(calls) == 2
+    assert len(saved(tmp_path, "eval")) == 1
+
+
+def test_offline_mode_without_episodes_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="offline mode needs episodes in .*train"):
+        run_loop(tmp_path, offline=True)
+
+
+def test_invalid_schedule_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="eval_every_n_iterations must be >= 1, got 0"):
+        run_loop(tmp_path, eval_every_n_iterations=0)
+
+
+RUN_SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    from wm_core.planners import Random
+    from wm_core.toy import PointTask
+    from wm_core.train_eval import train_eval_loop
+
+    output, hang_at = sys.argv[1], sys.argv[2]
+    task = PointTask(length=5)
+
+    def hang(where):
+        if hang_at == where:
+            open(os.path.join(output, "hanging"), "w").close()
+            time.sleep(600)
+
+    class HangingRandom(Random):
+        def reset(self, **kwargs):
+            if kwargs["episode_index"] == 3:
+                hang("collect")
+
+    def train_fn(path):
+        if len(os.listdir(path)) >= 4:
+            hang("train")
+
+    train_eval_loop(task, HangingRandom(task, seed=0), Random(task, seed=1), train_fn,
+                    num_train_episodes_per_iteration=2, eval_every_n_iterations=1, num_iterations=3,
+                    episodes_dir=os.path.join(output, "episodes"), model_dir=os.path.join(output, "model"))
+''')
+
+
+@pytest.mark.parametrize("hang_at", ["collect", "train"])
+def test_killed_run_resumes_without_losing_or_duplicating_episodes(tmp_path, hang_at):
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    subprocess.run([sys.executable, str(script), str(reference), "never"], check=True, timeout=120)
+    killed.mkdir()
+    process = subprocess.Popen([sys.executable, str(script), str(killed), hang_at])
+    deadline = time.monotonic() + 120
+    while not (killed / "hanging").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "run ended before the kill"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run([sys.executable, str(script), str(killed), "never"], check=True, timeout=120)
+    for phase in ("train", "eval"):
+        expected = npz.load_dictionaries(str(reference / "episodes" / phase))
+        resumed = npz.load_dictionaries(str(killed / "episodes" / phase))
+        assert len(resumed) == len(expected) == (6 if phase == "train" else 3)
+        # Same environment seed per episode index: the same start states, in order.
+        np.testing.assert_array_equal(
+            [episode["position"][0] for episode in expected], [episode["position"][0] for episode in resumed]
+        )

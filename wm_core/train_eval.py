@@ -1,0 +1,182 @@
+"""The off-the-shelf train-eval loop (the seed's ``train_eval_loop``).
+
+Each iteration: collect ``num_train_episodes_per_iteration`` episodes with
+the training planner (each saved to ``<episodes_dir>/train`` as soon as it
+ends), call ``train_fn(<episodes_dir>/train)``, and every
+``eval_every_n_iterations`` iterations collect ``num_eval_episodes`` with the
+evaluation planner into ``<episodes_dir>/eval``.  Summaries go out through
+the run's hooks (the TensorBoard writer is one).
+
+Resuming: the episode files on disk are the record of what was collected,
+and ``<output_dir>/loop_state.json`` (written atomically) the record of which
+iterations finished.  A run stopped at any moment — Ctrl-C or ``kill -9`` —
+and started again with the same directories collects exactly the episodes
+that are missing, so none is lost and none duplicated; only the interrupted
+``train_fn`` call is repeated (models restore their own checkpoints).
+Episode ``i`` of a phase is always reset with the same seed, so a resumed
+run replays the environment seeds an uninterrupted one would have used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import gin
+import numpy as np
+
+from wm_core import npz
+from wm_core.hooks import Hooks, active_hooks, use_hooks
+from wm_core.simulate import simulate
+from wm_core.visualize import visualize
+
+__all__ = ["train_eval_loop", "visualize", "LOOP_STATE_FILE"]
+
+LOOP_STATE_FILE = "loop_state.json"
+EVAL_SEED_OFFSET = 1_000_000  # eval episodes never reuse a training seed
+
+
+def _saved_episodes(directory: str) -> list[str]:
+    return npz.episode_paths(directory) if os.path.isdir(directory) else []
+
+
+def _environment_steps(directory: str) -> int:
+    return sum(npz.episode_steps(path) or 0 for path in _saved_episodes(directory))
+
+
+def _read_completed_iterations(path: str) -> int:
+    if not os.path.exists(path):
+        return 0
+    with open(path) as file:
+        return int(json.load(file)["completed_iterations"])
+
+
+def _write_completed_iterations(path: str, completed: int) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as file:
+        json.dump({"completed_iterations": completed}, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def _collect(
+    task: Any,
+    planner: Any,
+    directory: str,
+    wanted: int,
+    seed: int,
+    phase: str,
+    hooks: Hooks,
+) -> tuple[list, list, dict[str, float]]:
+    """Top ``directory`` up to ``wanted`` episodes; returns the new ones and timings."""
+    episodes, predictions = [], []
+    start = time.perf_counter()
+    while (index := len(_saved_episodes(directory))) < wanted:
+        (episode,), (episode_predictions,), _ = simulate(
+            task, planner, 1, seed=seed + index, phase=phase, hooks=hooks, first_episode_index=index
+        )
+        npz.save_dictionaries([episode], directory)
+        episodes.append(episode)
+        predictions.append(episode_predictions)
+    seconds = time.perf_counter() - start
+    if not episodes:
+        return episodes, predictions, {}
+    steps = sum(len(episode["reward"]) - 1 for episode in episodes)
+    scalars = {
+        "score": float(np.mean([episode["reward"].sum() for episode in episodes])),
+        "episode_length": steps / len(episodes),
+        "collect_seconds": seconds,
+        "steps_per_second": steps / max(seconds, 1e-9),
+    }
+    return episodes, predictions, scalars
+
+
+@gin.configurable(module="wm")
+def train_eval_loop(
+    task: Any,
+    train_planner: Any,
+    eval_planner: Any,
+    train_fn: Callable[[str], None] | None,
+    num_train_episodes_per_iteration: int = 1,
+    eval_every_n_iterations: int = 1,
+    num_iterations: int = 1,
+    episodes_dir: str = gin.REQUIRED,
+    model_dir: str = gin.REQUIRED,
+    num_eval_episodes: int = 1,
+    offline: bool = False,
+    seed: int = 0,
+    output_dir: str | None = None,
+    hooks: Hooks | None = None,
+) -> dict[str, list[float]]:
+    """Interleave data collection, training and evaluation; resumable.
+
+    :param train_fn: ``train_fn(data_path)``; ``None`` for models that do not
+        learn (e.g. the ground-truth ``oracle``).
+    :param offline: train and evaluate from the episodes already in
+        ``<episodes_dir>/train`` without collecting any.
+    :param output_dir: run directory for ``loop_state.json``, the operative
+        gin config and summaries; defaults to the parent of ``model_dir``.
+    :returns: ``{"train_scores": [...], "eval_scores": [...]}`` for the
+        iterations run by this call.
+    """
+    for name, value in (
+        ("num_train_episodes_per_iteration", num_train_episodes_per_iteration),
+        ("eval_every_n_iterations", eval_every_n_iterations),
+        ("num_eval_episodes", num_eval_episodes),
+    ):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    hooks = hooks or active_hooks()
+    output_dir = output_dir or os.path.dirname(os.path.normpath(model_dir))
+    train_dir = os.path.join(episodes_dir, "train")
+    eval_dir = os.path.join(episodes_dir, "eval")
+    state_path = os.path.join(output_dir, LOOP_STATE_FILE)
+    for directory in (output_dir, model_dir, train_dir, eval_dir):
+        os.makedirs(directory, exist_ok=True)
+    if offline and not _saved_episodes(train_dir):
+        raise FileNotFoundError(f"offline mode needs episodes in {train_dir}, found none")
+
+    operative_config = gin.operative_config_str()
+    with open(os.path.join(output_dir, "operative_config.gin"), "w") as file:
+        file.write(operative_config)
+    results: dict[str, list[float]] = {"train_scores": [], "eval_scores": []}
+    with use_hooks(hooks):
+        hooks.run_configured(output_dir=output_dir, operative_config=operative_config)
+        try:
+            for iteration in range(_read_completed_iterations(state_path), num_iterations):
+                episodes, predictions, scalars = [], [], {}
+                if not offline:
+                    episodes, predictions, scalars = _collect(
+                        task, train_planner, train_dir,
+                        num_train_episodes_per_iteration * (iteration + 1), seed, "train", hooks,
+                    )
+                if episodes:
+                    results["train_scores"].append(scalars["score"])
+                if train_fn is not None:
+                    start = time.perf_counter()
+                    train_fn(train_dir)
+                    scalars["train_seconds"] = time.perf_counter() - start
+                if scalars:
+                    hooks.iteration_end(
+                        phase="train", global_step=_environment_steps(train_dir),
+                        episodes=episodes, predictions=predictions, scalars=scalars,
+                    )
+                if (iteration + 1) % eval_every_n_iterations == 0:
+                    evaluations = (iteration + 1) // eval_every_n_iterations
+                    episodes, predictions, scalars = _collect(
+                        task, eval_planner, eval_dir, num_eval_episodes * evaluations,
+                        seed + EVAL_SEED_OFFSET, "eval", hooks,
+                    )
+                    if episodes:
+                        results["eval_scores"].append(scalars["score"])
+                        hooks.iteration_end(
+                            phase="eval", global_step=_environment_steps(train_dir),
+                            episodes=episodes, predictions=predictions, scalars=scalars,
+                        )
+                _write_completed_iterations(state_path, iteration + 1)
+        finally:
+            hooks.run_end(output_dir=output_dir)
+    return results
