@@ -58,12 +58,12 @@ class Recorder:
 def test_episode_format_and_dynamics():
     task = PointTask(length=6)
     (episode,), predictions, score = simulate(task, Random(task, seed=0), num_episodes=1, seed=4)
-    assert set(episode) == {"image", "action", "reward", "position"}
+    assert set(episode) == {"image", "action", "reward", "state"}
     assert episode["image"].shape == (7, 64, 64, 3) and episode["image"].dtype == np.uint8
     assert episode["action"].shape == (7, 1) and episode["action"].dtype == np.float32
     assert episode["reward"].shape == (7,) and episode["reward"].dtype == np.float32
     assert not episode["action"][0].any() and episode["reward"][0] == 0.0
-    position = episode["position"][:, 0]
+    position = episode["state"][:, 0]
     expected = np.clip(position[:-1] + 0.1 * episode["action"][1:, 0], -1, 1)
     np.testing.assert_allclose(position[1:], expected, atol=1e-6)
     np.testing.assert_allclose(episode["reward"][1:], 1 - np.abs(position[1:] - 0.5), atol=1e-6)
@@ -92,7 +92,7 @@ def test_same_seed_same_episodes_and_seeds_advance_per_episode():
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     assert score_a == score_b
-    assert first[0]["position"][0] != first[1]["position"][0]
+    assert first[0]["state"][0] != first[1]["state"][0]
     assert score_a == pytest.approx(np.mean([e["reward"].sum() for e in first]))
 
 
@@ -101,7 +101,7 @@ def test_discrete_actions_are_stored_one_hot():
     (episode,), _, _ = simulate(task, Random(task, seed=0), seed=0)
     np.testing.assert_array_equal(episode["action"][1:].sum(1), np.ones(4))
     moves = np.argmax(episode["action"][1:], 1) - 1.0
-    position = episode["position"][:, 0]
+    position = episode["state"][:, 0]
     np.testing.assert_allclose(position[1:], np.clip(position[:-1] + 0.1 * moves, -1, 1), atol=1e-6)
 
 

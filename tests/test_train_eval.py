@@ -153,5 +153,5 @@ def test_killed_run_resumes_without_losing_or_duplicating_episodes(tmp_path, han
         assert len(resumed) == len(expected) == (6 if phase == "train" else 3)
         # Same environment seed per episode index: the same start states, in order.
         np.testing.assert_array_equal(
-            [episode["position"][0] for episode in expected], [episode["position"][0] for episode in resumed]
+            [episode["state"][0] for episode in expected], [episode["state"][0] for episode in resumed]
         )

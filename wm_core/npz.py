@@ -1,0 +1,473 @@
+"""Episodes on disk: one ``.npz`` file per episode, and training batches from them.
+
+Files
+-----
+:func:`save_dictionaries` writes each episode (format in
+:mod:`wm_core.contracts`) to ``<directory>/<stamp>-<id>-len<T>.npz``:
+
+* ``stamp`` — UTC time of the save, ``YYYYmmddTHHMMSSffffff``, strictly
+  increasing within a process, so names sort in save order across calls and
+  (up to clock resolution) across processes;
+* ``id`` — 8 random hex digits, so two writers never pick the same name;
+* ``T`` — the number of steps, i.e. the episode has ``T + 1`` rows.
+
+A file appears under its final name only once it is complete: it is written
+to a hidden temporary file ``.<name>.<pid>.tmp`` in the same directory,
+flushed to disk, then renamed.  A crash leaves at most a temporary file, which
+the loaders ignore (they read ``*.npz`` files whose names do not start with
+a dot).
+
+Files are compressed (``np.savez_compressed``).  Measured on 501 rendered
+64x64 frames of dm_control ``cheetah-run`` (this machine, median of 5):
+6.17 MB / 14.8 ms write / 2.7 ms read uncompressed against 0.76 MB / 36.4 ms
+write / 7.1 ms read compressed.  Eight times less disk is worth ~20 ms per
+saved episode (collecting it takes seconds) and ~5 ms per read, since each
+file is read once per training iterator, off the trainer's thread when
+``prefetch > 0``.
+
+Files are loaded with ``allow_pickle=False``.  The bulk loaders
+(:func:`load_dictionaries`, :func:`iter_dictionaries`, :class:`ChunkIterator`)
+skip unreadable, truncated or malformed files with a warning naming the file.
+
+Training batches
+----------------
+:class:`ChunkIterator` yields batches of fixed-length chunks sampled from the
+files of a directory, reading every file at most once over its whole life and
+keeping at most ``max_episodes_in_memory`` episodes in memory (see
+:mod:`wm_core.data` for the sampling rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import os
+import queue
+import re
+import threading
+import time
+import uuid
+import warnings
+import weakref
+import zipfile
+import zlib
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+
+from wm_core.contracts import ContractError, Episode
+from wm_core.data import EpisodeReservoir
+
+__all__ = [
+    "ChunkIterator",
+    "EpisodeFileError",
+    "episode_paths",
+    "episode_steps",
+    "iter_dictionaries",
+    "load_dictionaries",
+    "load_episode",
+    "save_dictionaries",
+    "validate_episode",
+]
+
+#: Keys every episode has: dtype and number of dimensions.
+REQUIRED_KEYS: dict[str, tuple[type[np.generic], int]] = {
+    "image": (np.uint8, 4),
+    "action": (np.float32, 2),
+    "reward": (np.float32, 1),
+}
+_RESERVED_KEYS = frozenset({"file", "allow_pickle"})  # np.savez's own parameters
+_NAME = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{8}-len(\d+)\.npz$")
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+class EpisodeFileError(ValueError):
+    """An episode file that cannot be read back as a valid episode."""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def validate_episode(episode: Mapping[str, np.ndarray], where: str = "episode") -> int:
+    """Checks ``episode`` against the format of :mod:`wm_core.contracts`.
+
+    Returns the number of rows ``T + 1``; raises :class:`ContractError` naming
+    ``where`` and the offending key otherwise.
+    """
+    if not isinstance(episode, Mapping):
+        raise ContractError(
+            f"{where} is a {type(episode).__name__}, expected dict[str, np.ndarray]"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in episode]
+    if missing:
+        raise ContractError(f"{where} lacks key(s) {missing}; it has {sorted(episode)}")
+    rows = None
+    for key, value in episode.items():
+        if not isinstance(key, str) or not key or key in _RESERVED_KEYS or "/" in key:
+            raise ContractError(f"{where} has an invalid key {key!r}")
+        if not isinstance(value, np.ndarray):
+            raise ContractError(
+                f"{where} key {key!r} is a {type(value).__name__}, expected np.ndarray"
+            )
+        if value.dtype == object or value.ndim == 0:
+            raise ContractError(
+                f"{where} key {key!r} must be a numeric array with a time axis, "
+                f"got {value.dtype} {value.shape}"
+            )
+        if rows is None:
+            rows, first = len(value), key
+        elif len(value) != rows:
+            raise ContractError(
+                f"{where} key {key!r} has {len(value)} rows but {first!r} has {rows}"
+            )
+    for key, (dtype, ndim) in REQUIRED_KEYS.items():
+        value = episode[key]
+        if value.dtype != dtype or value.ndim != ndim:
+            raise ContractError(
+                f"{where} key {key!r} must be {np.dtype(dtype)} with {ndim} dims, "
+                f"got {value.dtype} {value.shape}"
+            )
+    if rows == 0:
+        raise ContractError(f"{where} has no rows")
+    return rows
+
+
+def episode_steps(path: str) -> int | None:
+    """The ``T`` in a file name ``...-len<T>.npz``; ``None`` for other names."""
+    match = _NAME.match(os.path.basename(path))
+    return int(match.group(1)) if match else None
+
+
+# --------------------------------------------------------------------------- saving
+
+_clock = threading.Lock()
+_last_stamp_us = 0
+
+
+def _stamp() -> str:
+    """UTC time in microseconds, strictly increasing within this process."""
+    global _last_stamp_us
+    with _clock:
+        _last_stamp_us = max(time.time_ns() // 1000, _last_stamp_us + 1)
+        stamp_us = _last_stamp_us
+    seconds, micros = divmod(stamp_us, 10**6)
+    when = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return f"{when:%Y%m%dT%H%M%S}{micros:06d}"
+
+
+def _episode_name(steps: int) -> str:
+    return f"{_stamp()}-{uuid.uuid4().hex[:8]}-len{steps}.npz"
+
+
+def _write_atomically(directory: str, name: str, episode: Mapping[str, np.ndarray]) -> str:
+    final = os.path.join(directory, name)
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            np.savez_compressed(file, **episode)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+    return final
+
+
+def _fsync_directory(directory: str) -> None:
+    """Makes the renames durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
+def save_dictionaries(episodes: Iterable[Mapping[str, np.ndarray]], directory: str) -> list[str]:
+    """Writes each episode to its own ``.npz`` file in ``directory``.
+
+    Every episode is validated before anything is written.  Creates
+    ``directory`` if needed; returns the new files' paths in save order.
+    """
+    if isinstance(episodes, Mapping):
+        raise TypeError(
+            "save_dictionaries takes a list of episodes; wrap a single episode in a list"
+        )
+    episodes = list(episodes)
+    rows = [validate_episode(episode, f"episode {i}") for i, episode in enumerate(episodes)]
+    os.makedirs(directory, exist_ok=True)
+    paths = [
+        _write_atomically(directory, _episode_name(count - 1), episode)
+        for episode, count in zip(episodes, rows)
+    ]
+    _fsync_directory(directory)
+    return paths
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def episode_paths(directory: str) -> list[str]:
+    """The episode files in ``directory``, in save order (sorted by name).
+
+    Temporary files of unfinished writes are not listed.
+    """
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"episode directory {directory!r} does not exist")
+    with os.scandir(directory) as entries:
+        names = sorted(
+            entry.name
+            for entry in entries
+            if entry.name.endswith(".npz") and not entry.name.startswith(".") and entry.is_file()
+        )
+    return [os.path.join(directory, name) for name in names]
+
+
+def load_episode(path: str) -> Episode:
+    """Reads one episode file; raises :class:`EpisodeFileError` naming it if
+    the file is unreadable, truncated, or not a valid episode."""
+    try:
+        # Opened here, not by np.load, which leaks the handle when the archive is truncated.
+        with open(path, "rb") as file:
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise EpisodeFileError(f"episode file {path} is a .npy array, not an .npz archive")
+            with archive:
+                episode = {key: archive[key] for key in archive.files}
+    except EpisodeFileError:
+        raise
+    except _READ_ERRORS as error:
+        raise EpisodeFileError(f"cannot read episode file {path}: {error!r}") from error
+    try:
+        rows = validate_episode(episode, f"episode file {path}")
+    except ContractError as error:
+        raise EpisodeFileError(str(error)) from error
+    steps = episode_steps(path)
+    if steps is not None and steps + 1 != rows:
+        raise EpisodeFileError(f"episode file {path} is named len{steps} but has {rows} rows")
+    return episode
+
+
+def iter_dictionaries(directory: str) -> Iterator[Episode]:
+    """Yields the episodes of ``directory`` one at a time, in save order,
+    skipping unusable files with a warning naming them."""
+    for path in episode_paths(directory):
+        try:
+            yield load_episode(path)
+        except EpisodeFileError as error:
+            warnings.warn(f"skipping {error}", stacklevel=2)
+
+
+def load_dictionaries(directory: str) -> list[Episode]:
+    """All episodes of ``directory`` in save order (see :func:`iter_dictionaries`)."""
+    return list(iter_dictionaries(directory))
+
+
+# --------------------------------------------------------------------------- training batches
+
+
+class _ChunkSource:
+    """The synchronous part of :class:`ChunkIterator`: scan, load, sample."""
+
+    def __init__(
+        self,
+        directory: str,
+        batch_size: int,
+        chunk_length: int,
+        seed: int,
+        max_episodes_in_memory: int,
+        refresh_every: int,
+    ) -> None:
+        self.directory = directory
+        self.batch_size = batch_size
+        self.chunk_length = chunk_length
+        self.refresh_every = refresh_every
+        reservoir_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
+        self.reservoir = EpisodeReservoir(max_episodes_in_memory, reservoir_seed)
+        self._rng = np.random.default_rng(sample_seed)
+        self.seen: set[str] = set()
+        self.short: list[str] = []
+        self.rejected: list[str] = []
+        self._layout: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
+        self._batches = 0
+
+    def next_batch(self) -> dict[str, np.ndarray]:
+        if self._batches % self.refresh_every == 0:
+            self.refresh()
+        self._batches += 1
+        if not len(self.reservoir):
+            raise ValueError(
+                f"no usable episode in {self.directory!r}: {len(self.seen)} file(s) seen, "
+                f"{len(self.short)} shorter than chunk_length={self.chunk_length} rows, "
+                f"{len(self.rejected)} unreadable or inconsistent"
+            )
+        return self.reservoir.sample_chunks(self._rng, self.batch_size, self.chunk_length)
+
+    def refresh(self) -> None:
+        """Offers every file not seen before to the reservoir."""
+        short_before = len(self.short)
+        for path in episode_paths(self.directory):
+            name = os.path.basename(path)
+            if name in self.seen:
+                continue
+            self.seen.add(name)
+            steps = episode_steps(path)
+            if steps is not None and steps + 1 < self.chunk_length:
+                self.short.append(name)  # known from the name: never read
+                continue
+            self.reservoir.offer(functools.partial(self._load_usable, path))
+        if len(self.short) > short_before:
+            skipped = self.short[short_before:]
+            warnings.warn(
+                f"skipping {len(skipped)} episode file(s) in {self.directory!r} with fewer than "
+                f"chunk_length={self.chunk_length} rows: {', '.join(skipped)}",
+                stacklevel=2,
+            )
+
+    def _load_usable(self, path: str) -> Episode | None:
+        name = os.path.basename(path)
+        try:
+            episode = load_episode(path)
+        except EpisodeFileError as error:
+            self.rejected.append(name)
+            warnings.warn(f"skipping {error}", stacklevel=2)
+            return None
+        if len(episode["reward"]) < self.chunk_length:
+            self.short.append(name)
+            return None
+        layout = {key: (value.dtype, value.shape[1:]) for key, value in episode.items()}
+        if self._layout is None:
+            self._layout = layout
+        elif layout != self._layout:
+            self.rejected.append(name)
+            warnings.warn(
+                f"skipping episode file {path}: its keys/dtypes/shapes {layout} differ from "
+                f"the first episode's {self._layout}",
+                stacklevel=2,
+            )
+            return None
+        return episode
+
+
+def _produce(source: _ChunkSource, batches: queue.Queue, stop: threading.Event) -> None:
+    """Background loop: fills ``batches``; an exception is handed over and ends it."""
+    while not stop.is_set():
+        try:
+            item: object = source.next_batch()
+        except Exception as error:  # handed to the consumer, which raises it
+            item = error
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if isinstance(item, Exception):
+            return
+
+
+def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class ChunkIterator:
+    """Endless batches of fixed-length chunks from the episode files of ``directory``.
+
+    Each ``next()`` returns ``{key: array [batch_size, chunk_length, ...]}``
+    for every key of the episodes (``image`` uint8, ``action`` float32,
+    ``reward`` float32, extras), each row block a contiguous slice of one
+    episode; dtypes are kept.  The caller owns the returned arrays.
+
+    * The directory is scanned on the first batch and every ``refresh_every``
+      batches after; files written since are picked up.  Every file is read at
+      most once over the iterator's life (an index of seen names is kept), so
+      reuse one iterator across ``train_fn`` calls.
+    * At most ``max_episodes_in_memory`` episodes are held, a uniform random
+      subset of all usable files (:class:`wm_core.data.EpisodeReservoir`);
+      chunks are uniform over every ``(episode, start)`` of the held episodes.
+    * Files with fewer than ``chunk_length`` rows are skipped with one warning
+      per scan; unreadable ones with a warning naming the file.  With no
+      usable episode, ``next()`` raises ``ValueError`` saying why.
+    * ``prefetch > 0`` loads files and assembles batches in a background
+      thread, up to ``prefetch`` batches ahead, so the trainer only waits when
+      the sampler is slower than it.  Call :meth:`close` (or use ``with``) to
+      stop the thread; it also stops when the iterator is garbage collected.
+      ``prefetch=0`` does everything in ``next()``, deterministically.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        batch_size: int,
+        chunk_length: int,
+        *,
+        seed: int = 0,
+        max_episodes_in_memory: int = 1000,
+        refresh_every: int = 100,
+        prefetch: int = 0,
+    ) -> None:
+        self._source = _ChunkSource(
+            directory=os.fspath(directory),
+            batch_size=_positive_int("batch_size", batch_size),
+            chunk_length=_positive_int("chunk_length", chunk_length),
+            seed=seed,
+            max_episodes_in_memory=_positive_int("max_episodes_in_memory", max_episodes_in_memory),
+            refresh_every=_positive_int("refresh_every", refresh_every),
+        )
+        self.prefetch = _positive_int("prefetch", prefetch, minimum=0)
+        self._batches: queue.Queue = queue.Queue(maxsize=max(self.prefetch, 1))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+        weakref.finalize(self, self._stop.set)
+
+    @property
+    def episodes_in_memory(self) -> int:
+        """How many episodes are held now (at most ``max_episodes_in_memory``)."""
+        return len(self._source.reservoir)
+
+    @property
+    def files_seen(self) -> int:
+        """How many distinct episode files were scanned so far (read or not)."""
+        return len(self._source.seen)
+
+    def __iter__(self) -> ChunkIterator:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        if self.prefetch == 0:
+            return self._source.next_batch()
+        if self._error is not None:
+            raise self._error
+        if self._stop.is_set():
+            raise RuntimeError("ChunkIterator was closed")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_produce,
+                args=(self._source, self._batches, self._stop),
+                name=f"ChunkIterator({self._source.directory})",
+                daemon=True,
+            )
+            self._thread.start()
+        item = self._batches.get()
+        if isinstance(item, Exception):
+            self._error = item
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stops the background thread, if any, and waits for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> ChunkIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

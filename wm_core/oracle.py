@@ -1,0 +1,169 @@
+"""A ground-truth world model: plans with copies of the real simulator.
+
+:class:`OracleWorldModel` owns a private environment built by
+``task.create_env()`` (any :mod:`wm_core.tasks` task, whose environments
+snapshot and restore their simulator).  It ignores frames: it predicts by
+replaying actions in the simulator, so it is exact and a reference for how
+well a planner can do with a perfect model.
+
+State
+-----
+``{"simulator": <TaskEnv.get_sim_state()>, "rows_seen": int64 []}`` — a
+pytree of NumPy arrays, never a live object.  ``rows_seen`` counts the
+episode rows observed so far.  Episode row 0 is the frame ``reset`` returned
+(its action is the zero row): ``observe`` skips it and steps the simulator
+with the actions of rows 1, 2, ... .
+
+Only one episode is live per oracle: its simulator copy is reset by
+``reset``, and a few tasks (e.g. DeepMind Control's reacher) also place
+per-episode targets in the model, which snapshots do not hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gin
+import gymnasium
+import numpy as np
+
+from wm_core import spaces
+from wm_core.contracts import ContractError, Predictions, State, WorldModel
+from wm_core.tasks.base import TaskEnv
+
+__all__ = ["OracleWorldModel"]
+
+# Replayed rewards must match the observed ones to this (float32-rounded) tolerance.
+_REWARD_TOLERANCE = 1e-4
+
+
+def to_env_actions(space: gymnasium.Space, vectors: np.ndarray) -> np.ndarray:
+    """Action vectors ``float32 [..., A]`` → environment actions ``[..., *action_shape]``.
+
+    Vectorised :func:`wm_core.spaces.to_env_action`: ``Box`` actions are
+    clipped to the bounds, one-hot ``Discrete`` ones become ``argmax + start``.
+    """
+    if spaces.is_discrete(space):
+        return np.argmax(vectors, axis=-1).astype(np.int64) + int(space.start)
+    low, high = spaces.action_bounds(space)
+    clipped = np.clip(vectors, low, high)
+    return clipped.reshape(*vectors.shape[:-1], *space.shape).astype(space.dtype)
+
+
+@gin.configurable(module="wm")
+class OracleWorldModel(WorldModel):
+    """Predicts rewards (and frames, with ``render=True``) by simulation.
+
+    :param task: a :class:`wm_core.tasks.Task`.
+    :param render: also predict ``image`` ``uint8 [P, H, h, w, 3]`` (slow).
+    """
+
+    def __init__(self, task: Any, render: bool = False):
+        self.task = task
+        self.render = render
+        self.action_dim = spaces.action_dim(task.action_space)
+        self._env: TaskEnv | None = None
+
+    @property
+    def env(self) -> TaskEnv:
+        """The oracle's private simulator copy (built on first use)."""
+        if self._env is None:
+            env = self.task.create_env()
+            if not isinstance(env, TaskEnv):
+                raise TypeError(
+                    f"task {self.task.name!r} builds {type(env).__name__}, not a "
+                    "wm_core.tasks.TaskEnv: the oracle needs simulator snapshots"
+                )
+            self._env = env
+        return self._env
+
+    def reset(self, seed: int | None = None, **kwargs: Any) -> State:
+        """Reset the simulator copy with the real environment's ``seed``."""
+        if seed is None:
+            raise ContractError(
+                "OracleWorldModel.reset needs seed=, the seed the real environment "
+                "was reset with"
+            )
+        self.env.reset(seed=int(seed))
+        return {"simulator": self.env.get_sim_state(), "rows_seen": np.zeros((), np.int64)}
+
+    def observe(
+        self,
+        last_frames: np.ndarray,
+        last_actions: np.ndarray,
+        last_rewards: np.ndarray,
+        state: State,
+    ) -> State:
+        """Replay the new rows' actions (row 0 of an episode is skipped).
+
+        Raises :class:`ContractError` if a replayed reward differs from the
+        observed one: the copy is out of step with the real environment.
+        """
+        last_actions = self._checked_actions(last_actions, ndim=2, what="last_actions")
+        last_rewards = np.asarray(last_rewards, np.float32)
+        if last_rewards.shape != last_actions.shape[:1]:
+            raise ContractError(
+                f"last_rewards has shape {last_rewards.shape}, expected "
+                f"{last_actions.shape[:1]} to match last_actions"
+            )
+        rows_seen = int(state["rows_seen"])
+        env_actions = to_env_actions(self.task.action_space, last_actions)
+        self.env.set_sim_state(state["simulator"])
+        for offset, (action, observed) in enumerate(zip(env_actions, last_rewards)):
+            row = rows_seen + offset
+            if row == 0:
+                continue
+            replayed, _, _ = self.env.advance(action)
+            if abs(replayed - observed) > _REWARD_TOLERANCE * max(1.0, abs(observed)):
+                raise ContractError(
+                    f"oracle out of step at episode row {row}: replaying the action gave "
+                    f"reward {replayed}, the episode has {observed}. Was reset_fn given "
+                    "the seed the real environment was reset with?"
+                )
+        return {
+            "simulator": self.env.get_sim_state(),
+            "rows_seen": np.asarray(rows_seen + len(env_actions), np.int64),
+        }
+
+    def predict(self, future_actions: np.ndarray, state: State) -> Predictions:
+        """Roll every proposal out from ``state``; ``state`` is left untouched.
+
+        ``future_actions`` ``float32 [P, H, A]`` → ``reward`` ``float32 [P,
+        H]`` (and ``image`` ``uint8 [P, H, h, w, 3]`` with ``render``).  Once a
+        proposal's episode is over (terminated, or out of time) its rewards
+        are 0 and its frames repeat the last one.
+        """
+        future_actions = self._checked_actions(future_actions, ndim=3, what="future_actions")
+        proposals, horizon = future_actions.shape[:2]
+        env_actions = to_env_actions(self.task.action_space, future_actions)
+        env = self.env
+        rewards = np.zeros((proposals, horizon), np.float32)
+        images = None
+        if self.render:
+            image_shape = env.observation_space["image"].shape
+            images = np.zeros((proposals, horizon, *image_shape), np.uint8)
+        for proposal in range(proposals):
+            env.set_sim_state(state["simulator"])
+            for step in range(horizon):
+                reward, terminated, truncated = env.advance(env_actions[proposal, step])
+                rewards[proposal, step] = reward
+                if images is not None:
+                    images[proposal, step] = env.render_image()
+                if terminated or truncated:
+                    if images is not None:
+                        images[proposal, step + 1 :] = images[proposal, step]
+                    break
+        predictions = {"reward": rewards}
+        if images is not None:
+            predictions["image"] = images
+        return predictions
+
+    def _checked_actions(self, actions: np.ndarray, ndim: int, what: str) -> np.ndarray:
+        actions = np.asarray(actions, np.float32)
+        if actions.ndim != ndim or actions.shape[-1] != self.action_dim:
+            expected = "[P, H, A]" if ndim == 3 else "[T, A]"
+            raise ContractError(
+                f"{what} has shape {actions.shape}, expected {expected} with "
+                f"A = {self.action_dim} for task {self.task.name!r}"
+            )
+        return actions

@@ -1,0 +1,31 @@
+"""Tasks: named factories of pixel environments (see :mod:`wm_core.tasks.base`).
+
+``tasks.DeepMindControl("cartpole", "swingup", action_repeat=8)``,
+``tasks.Gym("Pendulum-v1")``, ``tasks.Atari("Pong")``, or by name:
+``tasks.make("dmc:cartpole-swingup", action_repeat=8)``.  Importing this
+package imports neither TensorFlow, dm_control nor ale-py; each is loaded
+when its first environment is built.
+"""
+
+from __future__ import annotations
+
+from wm_core.tasks.atari import Atari, AtariEnv
+from wm_core.tasks.base import SimState, Task, TaskEnv
+from wm_core.tasks.dmc import DeepMindControl, DeepMindControlEnv
+from wm_core.tasks.factory import make
+from wm_core.tasks.gym import Gym, GymEnv
+from wm_core.tasks.rendering import NoGLBackendError
+
+__all__ = [
+    "Atari",
+    "AtariEnv",
+    "DeepMindControl",
+    "DeepMindControlEnv",
+    "Gym",
+    "GymEnv",
+    "NoGLBackendError",
+    "SimState",
+    "Task",
+    "TaskEnv",
+    "make",
+]
