@@ -9,7 +9,7 @@ wm_cem``); they are imported before any binding is parsed, so a missing one
 is reported with the config file, the line, and how to install it.  The gin
 macros ``model_dir`` and ``episodes_dir`` are filled from ``--output_dir``
 (``<output_dir>/model``, ``<output_dir>/episodes``) and ``seed`` from
-``--seed``; the run calls the gin-configured ``wm.train_eval_loop`` and
+``--seed`` (default 0), overriding what the configs say; the run calls the gin-configured ``wm.train_eval_loop`` and
 leaves ``operative_config.gin`` in the output directory.
 """
 
@@ -31,6 +31,7 @@ __all__ = ["main", "run", "required_plugins", "PluginMissing", "ConfigError"]
 
 # Modules whose gin configurables every config may use.
 CORE_CONFIGURABLE_MODULES = (
+    "wm_core.configurables",
     "wm_core.objectives",
     "wm_core.oracle",
     "wm_core.planners",
@@ -39,6 +40,7 @@ CORE_CONFIGURABLE_MODULES = (
     "wm_core.toy",
     "wm_core.train_eval",
 )
+OUR_PLUGIN_PACKAGES = ("wm_cem", "wm_planet", "wm_sv2p")
 _IMPORT_LINE = re.compile(r"^\s*import\s+([\w.]+)\s*(?:#.*)?$")
 
 
@@ -52,10 +54,14 @@ class PluginMissing(Exception):
     cause: str
 
     def __str__(self) -> str:
-        plugin = self.module.split(".")[0]
+        package = self.module.split(".")[0]
+        if package in OUR_PLUGIN_PACKAGES:
+            how = f"pip install ./plugins/{package}  (distribution '{package.replace('_', '-')}')"
+        else:
+            how = f"install the distribution that provides the module '{package}'"
         return (
-            f"config {self.config} (line {self.line}) needs plugin '{plugin}': "
-            f"pip install ./plugins/{plugin}  ({self.cause})"
+            f"config {self.config} (line {self.line}) needs plugin '{package}': {how}; "
+            f"importing it failed with {self.cause}"
         )
 
 
@@ -84,18 +90,20 @@ def _import_plugins(config_paths: Sequence[str]) -> None:
                 raise PluginMissing(config, line, module, f"{type(error).__name__}: {error}") from error
 
 
-def _bind_run_macros(output_dir: str, seed: int) -> None:
-    gin.parse_config(
-        [
-            f"model_dir = {os.path.join(output_dir, 'model')!r}",
-            f"episodes_dir = {os.path.join(output_dir, 'episodes')!r}",
-            f"output_dir = {output_dir!r}",
-            f"seed = {seed}",
-        ]
-    )
+def _bind_run_macros(output_dir: str, seed: int | None) -> None:
+    """Fill the run macros; parsed after the configs, so the command line wins
+    over what a replayed ``operative_config.gin`` recorded."""
+    bindings = [
+        f"model_dir = {os.path.join(output_dir, 'model')!r}",
+        f"episodes_dir = {os.path.join(output_dir, 'episodes')!r}",
+        f"output_dir = {output_dir!r}",
+    ]
+    gin.parse_config(bindings + ([] if seed is None else [f"seed = {seed}"]))
 
 
-def run(gin_files: Sequence[str], gin_params: Sequence[str], output_dir: str, seed: int) -> dict:
+def run(
+    gin_files: Sequence[str], gin_params: Sequence[str], output_dir: str, seed: int | None = None
+) -> dict:
     """Configure from gin and run ``wm.train_eval_loop`` with the run's hooks."""
     from wm_core.hooks import Hooks, create_plugin_manager
     from wm_core.train_eval import train_eval_loop
@@ -107,9 +115,11 @@ def run(gin_files: Sequence[str], gin_params: Sequence[str], output_dir: str, se
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     gin.clear_config()
-    _bind_run_macros(output_dir, seed)
     try:
-        gin.parse_config_files_and_bindings(gin_files, gin_params)
+        gin.parse_config("seed = 0")  # the default, for configs that use %seed
+        gin.parse_config_files_and_bindings(gin_files, gin_params, finalize_config=False)
+        _bind_run_macros(output_dir, seed)
+        gin.finalize()
     except (ValueError, SyntaxError, KeyError) as error:  # gin names the file and line
         raise ConfigError(str(error)) from error
     hooks = Hooks(create_plugin_manager())
@@ -162,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gin_file", action="append", default=[], help="gin config (repeatable)")
     parser.add_argument("--gin_param", action="append", default=[], help="gin binding (repeatable)")
     parser.add_argument("--output_dir", help="run directory (model, episodes, summaries)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--seed", type=int, help="seed of the first episode (default: the config's, else 0)")
     return parser
 
 
