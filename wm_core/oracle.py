@@ -69,7 +69,8 @@ class OracleWorldModel(WorldModel):
         """The oracle's private simulator copy (built on first use)."""
         if self._env is None:
             env = self.task.create_env()
-            if not isinstance(env, TaskEnv):
+            if not callable(getattr(env, "rollout", None)):
+                env.close()
                 raise TypeError(
                     f"task {self.task.name!r} builds {type(env).__name__}, not a "
                     "wm_core.tasks.TaskEnv: the oracle needs simulator snapshots"
@@ -107,22 +108,21 @@ class OracleWorldModel(WorldModel):
                 f"{last_actions.shape[:1]} to match last_actions"
             )
         rows_seen = int(state["rows_seen"])
-        env_actions = to_env_actions(self.task.action_space, last_actions)
-        self.env.set_sim_state(state["simulator"])
-        for offset, (action, observed) in enumerate(zip(env_actions, last_rewards)):
-            row = rows_seen + offset
-            if row == 0:
-                continue
-            replayed, _, _ = self.env.advance(action)
-            if abs(replayed - observed) > _REWARD_TOLERANCE * max(1.0, abs(observed)):
-                raise ContractError(
-                    f"oracle out of step at episode row {row}: replaying the action gave "
-                    f"reward {replayed}, the episode has {observed}. Was reset_fn given "
-                    "the seed the real environment was reset with?"
-                )
+        skip = 1 if rows_seen == 0 else 0  # episode row 0 is the reset frame
+        env_actions = to_env_actions(self.task.action_space, last_actions[skip:])
+        replayed, simulator = self.env.replay(state["simulator"], env_actions)
+        observed = last_rewards[skip:]
+        mismatch = np.abs(replayed - observed) > _REWARD_TOLERANCE * np.maximum(1.0, np.abs(observed))
+        if mismatch.any():
+            offset = int(np.argmax(mismatch))
+            raise ContractError(
+                f"oracle out of step at episode row {rows_seen + skip + offset}: replaying the "
+                f"action gave reward {replayed[offset]}, the episode has {observed[offset]}. "
+                "Was reset_fn given the seed the real environment was reset with?"
+            )
         return {
-            "simulator": self.env.get_sim_state(),
-            "rows_seen": np.asarray(rows_seen + len(env_actions), np.int64),
+            "simulator": simulator,
+            "rows_seen": np.asarray(rows_seen + len(last_actions), np.int64),
         }
 
     def predict(self, future_actions: np.ndarray, state: State) -> Predictions:
@@ -134,29 +134,9 @@ class OracleWorldModel(WorldModel):
         are 0 and its frames repeat the last one.
         """
         future_actions = self._checked_actions(future_actions, ndim=3, what="future_actions")
-        proposals, horizon = future_actions.shape[:2]
         env_actions = to_env_actions(self.task.action_space, future_actions)
-        env = self.env
-        rewards = np.zeros((proposals, horizon), np.float32)
-        images = None
-        if self.render:
-            image_shape = env.observation_space["image"].shape
-            images = np.zeros((proposals, horizon, *image_shape), np.uint8)
-        for proposal in range(proposals):
-            env.set_sim_state(state["simulator"])
-            for step in range(horizon):
-                reward, terminated, truncated = env.advance(env_actions[proposal, step])
-                rewards[proposal, step] = reward
-                if images is not None:
-                    images[proposal, step] = env.render_image()
-                if terminated or truncated:
-                    if images is not None:
-                        images[proposal, step + 1 :] = images[proposal, step]
-                    break
-        predictions = {"reward": rewards}
-        if images is not None:
-            predictions["image"] = images
-        return predictions
+        rewards, images = self.env.rollout(state["simulator"], env_actions, self.render)
+        return {"reward": rewards} if images is None else {"reward": rewards, "image": images}
 
     def _checked_actions(self, actions: np.ndarray, ndim: int, what: str) -> np.ndarray:
         actions = np.asarray(actions, np.float32)

@@ -167,6 +167,43 @@ class TaskEnv(gymnasium.Env):
         self._steps = int(sim_state["steps"])
         self._set_simulator_state({k: v for k, v in sim_state.items() if k != "steps"})
 
+    def replay(self, sim_state: SimState, actions: np.ndarray) -> tuple[np.ndarray, SimState]:
+        """Restore ``sim_state``, apply environment ``actions`` ``[T, ...]`` in order.
+
+        Returns the ``float32 [T]`` rewards and the snapshot after the last one.
+        """
+        self.set_sim_state(sim_state)
+        rewards = np.array([self.advance(action)[0] for action in actions], np.float32)
+        return rewards, self.get_sim_state()
+
+    def rollout(
+        self, sim_state: SimState, actions: np.ndarray, render: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Roll each proposal of environment ``actions`` ``[P, H, ...]`` out from ``sim_state``.
+
+        Returns ``rewards`` ``float32 [P, H]`` and, with ``render``, ``images``
+        ``uint8 [P, H, h, w, 3]``.  Once a proposal's episode is over
+        (terminated, or out of time) its rewards are 0 and its frames repeat
+        the last one.  Leaves the simulator in an unspecified state.
+        """
+        proposals, horizon = actions.shape[:2]
+        rewards = np.zeros((proposals, horizon), np.float32)
+        images = None
+        if render:
+            images = np.zeros((proposals, horizon, *self.observation_space["image"].shape), np.uint8)
+        for proposal in range(proposals):
+            self.set_sim_state(sim_state)
+            for step in range(horizon):
+                reward, terminated, truncated = self.advance(actions[proposal, step])
+                rewards[proposal, step] = reward
+                if images is not None:
+                    images[proposal, step] = self.render_image()
+                if terminated or truncated:
+                    if images is not None:
+                        images[proposal, step + 1 :] = images[proposal, step]
+                    break
+        return rewards, images
+
     def _observation(self) -> dict[str, np.ndarray]:
         self._image = self._render()
         observation = {"image": self._image}

@@ -21,6 +21,7 @@ import numpy as np
 
 from wm_core.tasks import rendering
 from wm_core.tasks.base import SimState, Task, TaskEnv, image_space
+from wm_core.tasks.process import ProcessEnv
 
 __all__ = ["DeepMindControl", "DeepMindControlEnv"]
 
@@ -143,6 +144,10 @@ class DeepMindControl(Task):
     :param camera_id: camera rendered into ``image``.
     :param size: ``(height, width)`` of ``image``.
     :param time_limit: seconds per episode, ``None`` for the suite's default.
+    :param in_worker: build environments in a worker process
+        (:class:`~wm_core.tasks.process.ProcessEnv`), so that MuJoCo's OpenGL
+        never shares a process with TensorFlow (they crash together).  Turn
+        off only in processes that will never import TensorFlow.
     """
 
     prefix = "dmc"
@@ -155,8 +160,10 @@ class DeepMindControl(Task):
         camera_id: int = 0,
         size: tuple[int, int] = (64, 64),
         time_limit: float | None = None,
+        in_worker: bool = True,
     ):
         super().__init__(f"{domain_name}-{task_name}")
+        self.in_worker = in_worker
         self.domain_name = domain_name
         self.task_name = task_name
         self.action_repeat = action_repeat
@@ -175,7 +182,12 @@ class DeepMindControl(Task):
             )
         return cls(domain_name, task_name, **kwargs)
 
-    def create_env(self) -> DeepMindControlEnv:
+    def create_env(self) -> DeepMindControlEnv | ProcessEnv:
+        if self.in_worker:
+            return ProcessEnv(self._create_local_env)
+        return self._create_local_env()
+
+    def _create_local_env(self) -> DeepMindControlEnv:
         return DeepMindControlEnv(
             self.domain_name,
             self.task_name,
