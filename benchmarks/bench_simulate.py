@@ -1,9 +1,11 @@
-"""simulate() with the random planner vs a raw dm_control step-and-render loop.
+"""simulate's episode loop with the random planner vs a raw dm_control loop.
 
 Both run the same number of control steps and 64×64 renders of
 cartpole-swingup (action repeat 4), interleaved, several repeats each; we
 print the median episodes/s of each and their ratio (target >= 0.95: the
-library adds no measurable cost to a real environment).
+library adds no measurable cost to a real environment).  Environments are
+built once, outside the timing: ours renders in its worker process
+(``wm_core.tasks.process``), so the ratio includes the pipe round trips.
 
     .venv/bin/python benchmarks/bench_simulate.py [--quick]
 """
@@ -22,10 +24,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ACTION_REPEAT = 4
 
 
-def _raw_episode(time_limit: float, seed: int) -> None:
-    from dm_control import suite
-
-    environment = suite.load("cartpole", "swingup", task_kwargs={"random": seed, "time_limit": time_limit})
+def _raw_episode(environment, seed: int) -> None:
     spec = environment.action_spec()
     rng = np.random.default_rng(seed)
     step = environment.reset()
@@ -37,28 +36,31 @@ def _raw_episode(time_limit: float, seed: int) -> None:
             if step.last():
                 break
         frames.append(environment.physics.render(64, 64, camera_id=0))
-    environment.close()
-
-
-def _simulate_episode(time_limit: float, seed: int) -> None:
-    from wm_core.planners import Random
-    from wm_core.simulate import simulate
-    from wm_core.tasks import DeepMindControl
-
-    task = DeepMindControl("cartpole", "swingup", action_repeat=ACTION_REPEAT, time_limit=time_limit)
-    simulate(task, Random(task, seed=seed), num_episodes=1, seed=seed)
 
 
 def main(quick: bool = False) -> dict[str, float]:
+    from dm_control import suite
+
+    from wm_core.planners import Random
+    from wm_core.simulate import run_episode
+    from wm_core.tasks import DeepMindControl
+
     time_limit, repeats = (2.5, 3) if quick else (10.0, 5)
-    raw, ours = [], []
-    _simulate_episode(0.1, 0)  # warm up imports and the GL context
-    _raw_episode(0.1, 0)
-    for repeat in range(repeats):
-        for runner, times in ((_raw_episode, raw), (_simulate_episode, ours)):
+    raw_env = suite.load("cartpole", "swingup", task_kwargs={"time_limit": time_limit})
+    task = DeepMindControl("cartpole", "swingup", action_repeat=ACTION_REPEAT, time_limit=time_limit)
+    our_env = task.create_env()
+    planner = Random(task, seed=0)
+    runners = (
+        (lambda seed: _raw_episode(raw_env, seed), []),
+        (lambda seed: run_episode(our_env, planner, seed), []),
+    )
+    for seed in range(repeats + 1):  # the first round warms up the GL contexts
+        for runner, times in runners:
             start = time.perf_counter()
-            runner(time_limit, repeat)
+            runner(seed)
             times.append(time.perf_counter() - start)
+    our_env.close()
+    raw, ours = runners[0][1][1:], runners[1][1][1:]
     raw_rate, our_rate = 1 / statistics.median(raw), 1 / statistics.median(ours)
     ratio = our_rate / raw_rate
     print(f"simulate: raw dm_control loop {raw_rate:.3f} episodes/s, simulate(Random) {our_rate:.3f} "

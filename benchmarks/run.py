@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/run.py [--quick] [name ...]
 
 Names: simulate, data, planner, planet, sv2p (default: all whose plugins are installed).
+Each benchmark runs in its own process (MuJoCo's renderer and TensorFlow must
+not share one; see wm_core/tasks/process.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import subprocess
 import sys
 
 BENCHMARKS = {
@@ -27,20 +29,17 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    results = {}
+    folder = os.path.dirname(os.path.abspath(__file__))
+    failed = []
     for name in names:
         print(f"== {name}", flush=True)
-        try:
-            module = importlib.import_module(BENCHMARKS[name])
-        except ImportError as error:
-            print(f"   skipped: {error} (is its plugin installed?)")
-            continue
-        results[name] = module.main(quick=quick)
-    print("== summary")
-    for name, figures in results.items():
-        print(f"   {name}: {figures}")
-    return 0
+        script = os.path.join(folder, BENCHMARKS[name] + ".py")
+        result = subprocess.run([sys.executable, script, *(["--quick"] if quick else [])])
+        if result.returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"== failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
