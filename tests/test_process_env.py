@@ -56,14 +56,14 @@ def test_closed_env_refuses_calls_and_its_worker_exits():
     env = ProcessEnv(PointTask().create_env)
     process = env._process
     env.close()
-    assert not process.is_alive()
+    assert process.poll() is not None
     with pytest.raises(WorkerError, match="closed"):
         env.reset(seed=0)
 
 
 def test_dead_worker_is_reported(point_env):
     point_env._process.kill()
-    point_env._process.join()
+    point_env._process.wait()
     with pytest.raises(WorkerError, match="died"):
         point_env.reset(seed=0)
 

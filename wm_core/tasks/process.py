@@ -5,8 +5,10 @@ TensorFlow each carry their own LLVM, and in one process the two copies'
 symbols interpose: whichever loads second crashes the process (a segfault in
 ``llvm::FixedVectorType::get``).  MuJoCo rendering therefore never happens in
 the process that trains or plans with a TensorFlow model: a
-:class:`ProcessEnv` builds the real environment in a *spawned* worker (a
-fresh interpreter that never imports TensorFlow) and forwards every call to
+:class:`ProcessEnv` builds the real environment in a worker — a fresh
+``python -m wm_core.tasks.worker`` that imports only what unpickling the
+environment factory needs (not multiprocessing's spawn, which re-imports the
+parent's ``__main__`` and with it TensorFlow) — and forwards every call to
 it.  A 64×64 frame costs one pipe round trip (~0.1 ms) against ~16 ms of
 rendering.
 
@@ -16,8 +18,11 @@ so a ground-truth model plans without a round trip per step.
 
 from __future__ import annotations
 
-import multiprocessing
+import socket
+import subprocess
+import sys
 import traceback
+from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 import gymnasium
@@ -48,10 +53,10 @@ def _describe(env: Any) -> dict[str, Any]:
     }
 
 
-def _serve(connection: Any, factory: Callable[[], Any]) -> None:
-    """Worker loop: build the env, answer ``(method, args, kwargs)`` requests."""
+def serve(connection: Connection) -> None:
+    """Worker loop: receive the factory, build the env, answer ``(method, args, kwargs)``."""
     try:
-        env = factory()
+        env = connection.recv()()
     except BaseException as error:  # report construction errors to the parent
         connection.send((False, error, traceback.format_exc()))
         return
@@ -83,12 +88,15 @@ class ProcessEnv(gymnasium.Env):
     """
 
     def __init__(self, factory: Callable[[], Any]):
-        context = multiprocessing.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, factory), daemon=True)
-        self._process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "wm_core.tasks.worker", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+            )
+        self._connection = Connection(ours.detach())
         self._closed = False
+        self._connection.send(factory)
         description = self._receive("start")
         self.action_space = description["action_space"]
         self.observation_space = description["observation_space"]
@@ -101,15 +109,20 @@ class ProcessEnv(gymnasium.Env):
         try:
             ok, result, worker_traceback = self._connection.recv()
         except (EOFError, ConnectionError) as error:
-            self._process.join(timeout=1)
             raise WorkerError(
-                f"environment worker died during {method!r} (exit code {self._process.exitcode})"
+                f"environment worker died during {method!r} (exit code {self._exit_code()})"
             ) from error
         if not ok:
             if isinstance(result, Exception):
                 raise result from WorkerError(worker_traceback)
             raise WorkerError(worker_traceback)
         return result
+
+    def _exit_code(self) -> int | None:
+        try:
+            return self._process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if method not in _FORWARDED:
@@ -119,9 +132,8 @@ class ProcessEnv(gymnasium.Env):
         try:
             self._connection.send((method, args, kwargs))
         except (BrokenPipeError, ConnectionError) as error:
-            self._process.join(timeout=1)
             raise WorkerError(
-                f"environment worker died before {method!r} (exit code {self._process.exitcode})"
+                f"environment worker died before {method!r} (exit code {self._exit_code()})"
             ) from error
         return self._receive(method)
 
@@ -163,9 +175,11 @@ class ProcessEnv(gymnasium.Env):
         finally:
             self._closed = True
             self._connection.close()
-            self._process.join(timeout=5)
-            if self._process.is_alive():
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait()
 
     def __del__(self):
         if not getattr(self, "_closed", True):

@@ -1,0 +1,14 @@
+"""Entry point of an environment worker: ``python -m wm_core.tasks.worker <socket fd>``.
+
+Started by :class:`wm_core.tasks.process.ProcessEnv`; see there.
+"""
+
+from __future__ import annotations
+
+import sys
+from multiprocessing.connection import Connection
+
+from wm_core.tasks.process import serve
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))
