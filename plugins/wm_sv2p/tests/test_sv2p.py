@@ -1,0 +1,231 @@
+"""SV2P as a world model: contract, state, checkpoints, training, errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from wm_core import npz, registry
+from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
+from wm_core.testing import WorldModelContract
+from wm_core.toy import PointTask
+from wm_sv2p import SV2P, KLSchedule, create_predict_fn, create_train_fn
+
+TINY = dict(base_channels=4, num_masks=2, lstm_kernel=3, cdna_kernel=3)
+
+
+def tiny_square_model(task, model_dir, **kwargs) -> SV2P:
+    options = dict(input_length=2, output_length=3, frame_size=(16, 16, 3), model_dir=str(model_dir))
+    return SV2P(task=task, **{**options, **TINY, **kwargs})
+
+
+def observed_state(model: SV2P, episode: dict, rows: int, seed: int = 0):
+    state = model.reset(seed=seed)
+    for row in range(rows):
+        state = model.observe(
+            episode["image"][row:row + 1], episode["action"][row:row + 1],
+            episode["reward"][row:row + 1], state,
+        )
+    return state
+
+
+class MetricRecorder:
+    def __init__(self):
+        self.steps: list[tuple[int, dict]] = []
+
+    @hookimpl
+    def wm_train_step(self, step, metrics):
+        self.steps.append((step, metrics))
+
+
+def train_recording(train_fn, data_dir) -> MetricRecorder:
+    recorder = MetricRecorder()
+    manager = create_plugin_manager(load_entry_points=False, plugins=(recorder,))
+    with use_hooks(Hooks(manager)):
+        train_fn(str(data_dir))
+    return recorder
+
+
+class TestSV2PContract(WorldModelContract):
+    @pytest.fixture
+    def task(self):
+        return PointTask()
+
+    @pytest.fixture
+    def world_model(self, task, tmp_path):
+        return SV2P(task=task, input_length=2, output_length=2, model_dir=str(tmp_path), **TINY)
+
+
+def test_entry_point_names_the_model():
+    assert registry.load("world_models", "sv2p") is SV2P
+
+
+def test_observe_keeps_the_newest_input_length_rows(square_task, square_episodes, tmp_path):
+    model = tiny_square_model(square_task, tmp_path, input_length=2)
+    episode = square_episodes(1)[0]
+    first = observed_state(model, episode, 1)
+    later = observed_state(model, episode, 4)
+    np.testing.assert_array_equal(later["image"], episode["image"][2:4])
+    np.testing.assert_array_equal(later["action"], episode["action"][2:4])
+    np.testing.assert_array_equal(later["reward"], episode["reward"][2:4])
+    assert int(later["observed"]) == 4
+    assert first["image"].shape == (1, 16, 16, 3)  # the old state is untouched
+
+
+def test_short_context_is_padded_by_repeating_the_first_frame(square_task, square_episodes, tmp_path):
+    model = tiny_square_model(square_task, tmp_path, input_length=3)
+    episode = square_episodes(1)[0]
+    state = observed_state(model, episode, 1)
+    padded = dict(
+        state,
+        image=np.repeat(episode["image"][:1], 3, 0),
+        action=np.zeros((3, 2), np.float32),
+        reward=np.zeros(3, np.float32),
+    )
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 4, 2)).astype(np.float32)
+    short = model.predict(actions, state, return_frames=True)
+    full = model.predict(actions, padded, return_frames=True)
+    np.testing.assert_array_equal(short["image"], full["image"])
+    np.testing.assert_array_equal(short["reward"], full["reward"])
+
+
+def test_white_context_is_copied_when_masks_pick_the_background(square_task, tmp_path):
+    """With the static-background mask forced on, the prediction is the last
+    frame: a white uint8 frame must come back as 255 (it was read as 1.0)."""
+    model = tiny_square_model(square_task, tmp_path)
+    mask_layer = model.network.mask_logits
+    kernel, bias = mask_layer.get_weights()
+    bias[:] = 0.0
+    bias[0] = 50.0
+    mask_layer.set_weights([np.zeros_like(kernel), bias])
+    white = np.full((1, 16, 16, 3), 255, np.uint8)
+    state = model.observe(white, np.zeros((1, 2), np.float32), np.zeros(1, np.float32), model.reset())
+    predictions = model.predict(np.zeros((2, 3, 2), np.float32), state, return_frames=True)
+    np.testing.assert_array_equal(predictions["image"], 255)
+
+
+def test_predict_is_pure_and_latents_change_the_future(square_task, square_episodes, tmp_path):
+    model = tiny_square_model(square_task, tmp_path)
+    episode = square_episodes(1)[0]
+    actions = np.random.default_rng(1).uniform(-1, 1, (4, 3, 2)).astype(np.float32)
+    state = observed_state(model, episode, 2, seed=0)
+    first = model.predict(actions, state, return_frames=True)
+    again = model.predict(actions, state, return_frames=True)
+    np.testing.assert_array_equal(first["image"], again["image"])
+    other_seed = model.predict(actions, observed_state(model, episode, 2, seed=1), return_frames=True)
+    assert np.abs(first["reward"] - other_seed["reward"]).max() > 0
+    assert np.abs(first["image"].astype(int) - other_seed["image"]).max() > 0
+
+
+def test_proposals_are_rolled_out_independently(square_task, square_episodes, tmp_path):
+    model = tiny_square_model(square_task, tmp_path)
+    state = observed_state(model, square_episodes(1)[0], 2)
+    actions = np.random.default_rng(2).uniform(-1, 1, (5, 3, 2)).astype(np.float32)
+    together = model.predict(actions, state)["reward"]
+    alone = model.predict(actions[3:4], state)["reward"]
+    np.testing.assert_allclose(together[3:4], alone, rtol=1e-5, atol=1e-6)
+    assert together.dtype == np.float32 and together.shape == (5, 3)
+
+
+def test_bad_inputs_raise_clear_errors(square_task, tmp_path):
+    model = tiny_square_model(square_task, tmp_path)
+    state = model.reset()
+    zeros_a, zeros_r = np.zeros((1, 2), np.float32), np.zeros(1, np.float32)
+    with pytest.raises(TypeError, match="uint8, got float32"):
+        model.observe(np.zeros((1, 16, 16, 3), np.float32), zeros_a, zeros_r, state)
+    with pytest.raises(ValueError, match=r"got shape \(1, 64, 64, 3\)"):
+        model.observe(np.zeros((1, 64, 64, 3), np.uint8), zeros_a, zeros_r, state)
+    with pytest.raises(ValueError, match=r"last_actions .* got shape \(1, 3\)"):
+        model.observe(np.zeros((1, 16, 16, 3), np.uint8), np.zeros((1, 3)), zeros_r, state)
+    with pytest.raises(ValueError, match="no observed frame"):
+        model.predict(np.zeros((2, 3, 2), np.float32), state)
+    state = model.observe(np.zeros((1, 16, 16, 3), np.uint8), zeros_a, zeros_r, state)
+    with pytest.raises(ValueError, match=r"future_actions .* got shape \(2, 3\)"):
+        model.predict(np.zeros((2, 3), np.float32), state)
+    predict_fn = create_predict_fn(model, prediction_horizon=4)
+    with pytest.raises(ValueError, match="prediction_horizon=4"):
+        predict_fn(np.zeros((2, 3, 2), np.float32), state)
+
+
+def test_training_on_an_empty_directory_says_so(square_task, tmp_path):
+    model = tiny_square_model(square_task, tmp_path / "model")
+    (tmp_path / "episodes").mkdir()
+    train_fn = create_train_fn(model, train_steps=1, batch=2)
+    with pytest.raises(ValueError, match="no usable episode"):
+        train_fn(str(tmp_path / "episodes"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "model")) is None
+
+
+def test_loss_falls_on_moving_squares(square_task, square_episodes, tmp_path):
+    npz.save_dictionaries(square_episodes(16), str(tmp_path / "episodes"))
+    model = tiny_square_model(square_task, tmp_path / "model", base_channels=8, num_masks=4)
+    schedule = KLSchedule(deterministic_steps=20, posterior_steps=20, kl_ramp_steps=20, kl_weight=0.01)
+    train_fn = create_train_fn(model, train_steps=80, batch=8, learning_rate=3e-3, kl_schedule=schedule)
+    steps = train_recording(train_fn, tmp_path / "episodes").steps
+    assert [step for step, _ in steps] == list(range(1, 81))
+    first = np.mean([metrics["loss"] for _, metrics in steps[:5]])
+    last = np.mean([metrics["loss"] for _, metrics in steps[-10:]])
+    assert last < 0.5 * first, (first, last)
+    kl_weights = [metrics["kl_weight"] for _, metrics in steps]
+    assert kl_weights[:40] == [0.0] * 40 and kl_weights[-1] == pytest.approx(0.01)
+    assert {"loss", "reconstruction", "reward_loss", "kl", "kl_weight"} <= set(steps[0][1])
+
+
+def test_restored_model_predicts_identically(square_task, square_episodes, tmp_path):
+    episodes = square_episodes(4)
+    npz.save_dictionaries(episodes, str(tmp_path / "episodes"))
+    trained = tiny_square_model(square_task, tmp_path / "model")
+    waiting = tiny_square_model(square_task, tmp_path / "model")  # built before any checkpoint
+    create_train_fn(trained, train_steps=3, batch=2)(str(tmp_path / "episodes"))
+    actions = np.random.default_rng(3).uniform(-1, 1, (3, 4, 2)).astype(np.float32)
+    expected = trained.predict(actions, observed_state(trained, episodes[0], 2), return_frames=True)
+
+    fresh = tiny_square_model(square_task, tmp_path / "model")  # restores on construction
+    assert int(fresh.step.numpy()) == 3
+    restored = fresh.predict(actions, observed_state(fresh, episodes[0], 2), return_frames=True)
+    picked_up = waiting.predict(actions, observed_state(waiting, episodes[0], 2), return_frames=True)
+    for predictions in (restored, picked_up):  # the latter restored in observe
+        np.testing.assert_array_equal(predictions["reward"], expected["reward"])
+        np.testing.assert_array_equal(predictions["image"], expected["image"])
+
+
+def test_nan_loss_raises_and_keeps_the_good_checkpoint(square_task, square_episodes, tmp_path):
+    good, bad = square_episodes(2), square_episodes(2, seed=1)
+    for episode in bad:
+        episode["reward"][:] = np.nan
+    npz.save_dictionaries(good, str(tmp_path / "good"))
+    npz.save_dictionaries(bad, str(tmp_path / "bad"))
+    model = tiny_square_model(square_task, tmp_path / "model")
+    train_fn = create_train_fn(model, train_steps=2, batch=2)
+    train_fn(str(tmp_path / "good"))
+    checkpoint = tf.train.latest_checkpoint(str(tmp_path / "model"))
+    actions = np.zeros((2, 3, 2), np.float32)
+    state = observed_state(model, good[0], 2)
+    before = model.predict(actions, state)["reward"]
+    with pytest.raises(FloatingPointError, match="diverged at step 3"):
+        train_fn(str(tmp_path / "bad"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "model")) == checkpoint
+    np.testing.assert_array_equal(model.predict(actions, state)["reward"], before)
+
+
+def test_one_device_strategy_matches_the_default(square_task, square_episodes, tmp_path):
+    episodes = square_episodes(2)
+    npz.save_dictionaries(episodes, str(tmp_path / "episodes"))
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    model = tiny_square_model(square_task, tmp_path / "model", strategy=strategy)
+    create_train_fn(model, train_steps=2, batch=2, strategy=strategy)(str(tmp_path / "episodes"))
+    plain = tiny_square_model(square_task, tmp_path / "model")
+    actions = np.random.default_rng(4).uniform(-1, 1, (3, 2, 2)).astype(np.float32)
+    distributed = model.predict(actions, observed_state(model, episodes[0], 2))["reward"]
+    direct = plain.predict(actions, observed_state(plain, episodes[0], 2))["reward"]
+    np.testing.assert_allclose(distributed, direct, rtol=1e-5, atol=1e-6)
+    assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path / "model"))) == "ckpt-2"
+
+
+def test_a_foreign_strategy_is_refused(square_task, tmp_path):
+    model = tiny_square_model(square_task, tmp_path)
+    with pytest.raises(ValueError, match="pass the strategy to SV2P"):
+        create_train_fn(model, train_steps=1, batch=2, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))

@@ -1,0 +1,103 @@
+"""Building blocks of the SV2P frame predictor (Finn et al. 2016, CDNA).
+
+* :class:`ConvLSTM` — a convolutional LSTM cell with layer-normalised output.
+* :class:`CDNA` — predicts ``num_masks`` normalised ``k x k`` kernels per
+  example from the bottleneck and applies them to the previous frame.
+* :func:`composite` — blends candidate images with softmax masks.
+
+All tensors are channels-last ``float32``; images are in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+__all__ = ["ConvLSTM", "CDNA", "composite"]
+
+# Finn et al. keep kernel weights away from zero before normalising.
+_RELU_SHIFT = 1e-12
+
+
+class ConvLSTM(tf_keras.layers.Layer):
+    """One convolutional LSTM cell; ``state = (cell, hidden)``, each ``[B, h, w, channels]``.
+
+    The gates come from one ``kernel x kernel`` convolution over the input
+    and the previous hidden state; the forget gate is biased by +1.  The
+    hidden output is layer-normalised over the channels (as in the SV2P
+    reference implementation) and is also the returned output.
+    """
+
+    def __init__(self, channels: int, kernel: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.gates = tf_keras.layers.Conv2D(4 * channels, kernel, padding="same")
+        self.norm = tf_keras.layers.LayerNormalization()
+
+    def zero_state(self, batch: tf.Tensor, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
+        zeros = tf.zeros([batch, height, width, self.channels])
+        return zeros, zeros
+
+    def call(self, inputs: tf.Tensor, state: tuple[tf.Tensor, tf.Tensor]):
+        cell, hidden = state
+        gates = self.gates(tf.concat([inputs, hidden], axis=-1))
+        input_gate, forget_gate, output_gate, candidate = tf.split(gates, 4, axis=-1)
+        cell = tf.sigmoid(forget_gate + 1.0) * cell + tf.sigmoid(input_gate) * tf.tanh(candidate)
+        hidden = self.norm(tf.sigmoid(output_gate) * tf.tanh(cell))
+        return hidden, (cell, hidden)
+
+
+class CDNA(tf_keras.layers.Layer):
+    """Convolutional dynamic neural advection.
+
+    ``call(previous_frame [B, H, W, C], bottleneck [B, h, w, D])`` returns
+    ``[B, H, W, C, num_masks]``: the previous frame convolved with each of
+    ``num_masks`` per-example kernels predicted from the bottleneck.  Kernels
+    are made non-negative and normalised to sum to one, so each
+    transformation moves pixel mass without creating it.
+    """
+
+    def __init__(self, num_masks: int, kernel: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_masks = num_masks
+        self.kernel = kernel
+        self.kernels = tf_keras.layers.Dense(num_masks * kernel * kernel)
+
+    def normalized_kernels(self, bottleneck: tf.Tensor) -> tf.Tensor:
+        """``[B, k, k, num_masks]`` non-negative kernels, each summing to one."""
+        batch = tf.shape(bottleneck)[0]
+        flat = tf.reshape(bottleneck, [batch, -1])
+        raw = tf.reshape(self.kernels(flat), [batch, self.kernel, self.kernel, self.num_masks])
+        positive = tf.nn.relu(raw - _RELU_SHIFT) + _RELU_SHIFT
+        return positive / tf.reduce_sum(positive, axis=[1, 2], keepdims=True)
+
+    def call(self, previous_frame: tf.Tensor, bottleneck: tf.Tensor) -> tf.Tensor:
+        kernels = self.normalized_kernels(bottleneck)
+        return apply_kernels(previous_frame, kernels)
+
+
+def apply_kernels(frame: tf.Tensor, kernels: tf.Tensor) -> tf.Tensor:
+    """Convolve each example's frame with its own kernels (one depthwise conv).
+
+    ``frame [B, H, W, C]``, ``kernels [B, k, k, M]`` → ``[B, H, W, C, M]``.
+    The batch is moved into the channel axis so a single depthwise
+    convolution applies every example's kernels to that example only.
+    """
+    batch = tf.shape(frame)[0]
+    height, width, channels = frame.shape[1], frame.shape[2], frame.shape[3]
+    num_masks = kernels.shape[-1]
+    per_channel = tf.transpose(frame, [3, 1, 2, 0])  # [C, H, W, B]
+    depthwise = tf.transpose(kernels, [1, 2, 0, 3])  # [k, k, B, M]
+    moved = tf.nn.depthwise_conv2d(per_channel, depthwise, [1, 1, 1, 1], "SAME")
+    moved = tf.reshape(moved, [channels, height, width, batch, num_masks])
+    return tf.transpose(moved, [3, 1, 2, 0, 4])
+
+
+def composite(candidates: tf.Tensor, mask_logits: tf.Tensor) -> tf.Tensor:
+    """Blend ``candidates [B, H, W, C, K]`` with ``softmax(mask_logits [B, H, W, K])``.
+
+    Returns ``[B, H, W, C]``; every pixel is a convex combination of the
+    candidates' pixels at that position.
+    """
+    masks = tf.nn.softmax(mask_logits, axis=-1)
+    return tf.reduce_sum(candidates * masks[:, :, :, None, :], axis=-1)

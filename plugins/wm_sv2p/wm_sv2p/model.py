@@ -1,0 +1,212 @@
+"""The SV2P network: an action-conditioned conv-LSTM frame and reward predictor.
+
+One step (Finn et al. 2016, CDNA variant; Babaeizadeh et al. 2018 latent):
+
+* encoder: stride-2 conv → two conv-LSTMs (``H/2``) → stride-2 conv → two
+  conv-LSTMs (``H/4``) → stride-2 conv (``H/8``);
+* bottleneck: the action (tiled over space) and the latent map are
+  concatenated, mixed by a 1x1 conv and fed to a conv-LSTM;
+* decoder: transposed convs back to ``H/4``, ``H/2``, ``H`` with a conv-LSTM
+  at each of the first two and skip connections from the encoder;
+* output: compositing masks (softmax over ``num_masks + 2`` channels) blend
+  the previous frame (the static background), a directly generated image and
+  ``num_masks`` CDNA transformations of the previous frame (kernels predicted
+  from the bottleneck);
+* reward head: conv + global average pool + MLP on the bottleneck state.
+
+Step ``k`` takes frame ``x_k`` and the action ``a_{k+1}`` that leads from it
+(episode rows, see :mod:`wm_core.contracts`) and predicts ``x_{k+1}`` and
+``r_{k+1}``.  Frames are ``float32`` in ``[0, 1]``, channels-last.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from wm_sv2p.latent import LatentTower
+from wm_sv2p.layers import CDNA, ConvLSTM, composite
+
+__all__ = ["FramePredictor", "to_unit_float", "to_uint8"]
+
+LSTMState = tuple[tuple[tf.Tensor, tf.Tensor], ...]
+
+
+def to_unit_float(images: tf.Tensor) -> tf.Tensor:
+    """``uint8`` images → ``float32`` in ``[0, 1]`` (255 → 1.0)."""
+    if images.dtype != tf.uint8:
+        raise TypeError(f"expected uint8 images, got {images.dtype!r}")
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """``float32`` images in ``[0, 1]`` → rounded ``uint8``."""
+    return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+class FramePredictor(tf_keras.Model):
+    """The SV2P predictor and its latent tower (see module docs).
+
+    :param frame_size: ``(H, W, C)``, ``H`` and ``W`` multiples of 8.
+    :param base_channels: width ``c`` of the first conv-LSTMs; the seven
+        conv-LSTMs have ``(c, c, 2c, 2c, 4c, 2c, c)`` channels (``c = 32`` is
+        the published network).
+    """
+
+    def __init__(
+        self,
+        frame_size: tuple[int, int, int],
+        action_dim: int,
+        num_masks: int = 10,
+        latent_channels: int = 1,
+        base_channels: int = 32,
+        lstm_kernel: int = 5,
+        cdna_kernel: int = 5,
+    ):
+        super().__init__()
+        height, width, channels = frame_size
+        if height % 8 or width % 8:
+            raise ValueError(f"frame_size {frame_size}: height and width must be multiples of 8")
+        self.frame_size = tuple(frame_size)
+        self.action_dim = action_dim
+        self.latent_channels = latent_channels
+        self.latent_shape = (height // 8, width // 8, latent_channels)
+        c = base_channels
+        conv = tf_keras.layers.Conv2D
+        deconv = tf_keras.layers.Conv2DTranspose
+        self.encode_full = conv(c, 5, strides=2, padding="same", activation="relu")
+        self.encode_half = conv(2 * c, 3, strides=2, padding="same", activation="relu")
+        self.encode_quarter = conv(2 * c, 3, strides=2, padding="same", activation="relu")
+        self.condition = conv(4 * c, 1, activation="relu")
+        self.decode_eighth = deconv(2 * c, 3, strides=2, padding="same", activation="relu")
+        self.decode_quarter = deconv(c, 3, strides=2, padding="same", activation="relu")
+        self.decode_half = deconv(c, 3, strides=2, padding="same", activation="relu")
+        self.norms = [tf_keras.layers.LayerNormalization() for _ in range(2)]
+        self.lstms = [
+            ConvLSTM(width_, lstm_kernel)
+            for width_ in (c, c, 2 * c, 2 * c, 4 * c, 2 * c, c)
+        ]
+        self.lstm_resolutions = (2, 2, 4, 4, 8, 4, 2)
+        self.generate = conv(channels, 1, activation="sigmoid")
+        self.mask_logits = conv(num_masks + 2, 1)
+        self.cdna = CDNA(num_masks, cdna_kernel)
+        self.reward_conv = conv(c, 3, padding="same", activation="relu")
+        self.reward_hidden = tf_keras.layers.Dense(c, activation="relu")
+        self.reward_out = tf_keras.layers.Dense(1)
+        self.latent_tower = LatentTower(latent_channels, c)
+
+    def zero_state(self, batch: tf.Tensor) -> LSTMState:
+        """All-zero conv-LSTM states for ``batch`` sequences."""
+        height, width, _ = self.frame_size
+        return tuple(
+            lstm.zero_state(batch, height // scale, width // scale)
+            for lstm, scale in zip(self.lstms, self.lstm_resolutions)
+        )
+
+    def step(
+        self, frame: tf.Tensor, action: tf.Tensor, latent: tf.Tensor, state: LSTMState
+    ) -> tuple[tf.Tensor, tf.Tensor, LSTMState]:
+        """``frame [B,H,W,C]``, ``action [B,A]``, ``latent [B,h,w,L]`` →
+        ``(next_frame [B,H,W,C], reward [B], new_state)``."""
+        new_state = []
+
+        def lstm(index: int, inputs: tf.Tensor) -> tf.Tensor:
+            hidden, cell_state = self.lstms[index](inputs, state[index])
+            new_state.append(cell_state)
+            return hidden
+
+        half = self.norms[0](self.encode_full(frame))
+        hidden1 = lstm(0, half)
+        hidden2 = lstm(1, hidden1)
+        hidden3 = lstm(2, self.encode_half(hidden2))
+        hidden4 = lstm(3, hidden3)
+        eighth = self.encode_quarter(hidden4)
+        tiled_action = tf.tile(action[:, None, None, :], [1, *self.latent_shape[:2], 1])
+        bottleneck = lstm(4, self.condition(tf.concat([eighth, tiled_action, latent], -1)))
+        hidden6 = lstm(5, self.decode_eighth(bottleneck))
+        hidden7 = lstm(6, self.decode_quarter(tf.concat([hidden6, hidden4], -1)))
+        full = self.norms[1](self.decode_half(tf.concat([hidden7, hidden2], -1)))
+        candidates = tf.concat(
+            [frame[..., None], self.generate(full)[..., None], self.cdna(frame, bottleneck)],
+            axis=-1,
+        )
+        next_frame = composite(candidates, self.mask_logits(full))
+        pooled = tf.reduce_mean(self.reward_conv(bottleneck), axis=[1, 2])
+        reward = self.reward_out(self.reward_hidden(pooled))[:, 0]
+        return next_frame, reward, tuple(new_state)
+
+    def observe_context(
+        self, frames: tf.Tensor, actions: tf.Tensor, latent: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, LSTMState]:
+        """Condition on ground-truth context rows.
+
+        ``frames [B, n, H, W, C]``, ``actions [B, n, A]`` (row ``k``'s action
+        led to ``frames[:, k]``; row 0's is ignored).  Returns the
+        reconstructions of rows ``1 .. n-1`` (``[B, n-1, H, W, C]``), their
+        rewards ``[B, n-1]`` and the state after the last context frame was
+        read up to, not including, its next action.
+        """
+        state = self.zero_state(tf.shape(frames)[0])
+        predicted_frames, predicted_rewards = [], []
+        for row in range(frames.shape[1] - 1):
+            frame, reward, state = self.step(frames[:, row], actions[:, row + 1], latent, state)
+            predicted_frames.append(frame)
+            predicted_rewards.append(reward)
+        if not predicted_frames:
+            empty = tf.zeros_like(frames[:, :0])
+            return empty, tf.zeros_like(actions[:, :0, 0]), state
+        return tf.stack(predicted_frames, 1), tf.stack(predicted_rewards, 1), state
+
+    def imagine(
+        self,
+        last_frame: tf.Tensor,
+        future_actions: tf.Tensor,
+        latent: tf.Tensor,
+        state: LSTMState,
+        true_frames: tf.Tensor | None = None,
+        true_frame_probability: tf.Tensor | float = 0.0,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Roll out ``future_actions [B, T, A]`` from ``last_frame [B,H,W,C]``.
+
+        Each step feeds the previous prediction back in; with
+        ``true_frames [B, T, H, W, C]`` (scheduled sampling) each example
+        instead reads the true previous frame with probability
+        ``true_frame_probability``.  Returns ``(frames [B, T, H, W, C],
+        rewards [B, T])``.  ``T`` may be dynamic (one ``tf.while_loop``).
+        """
+        batch = tf.shape(future_actions)[0]
+        horizon = tf.shape(future_actions)[1]
+        frames = tf.TensorArray(tf.float32, size=horizon, element_shape=last_frame.shape)
+        rewards = tf.TensorArray(tf.float32, size=horizon, element_shape=[None])
+
+        def body(index, frame, state, frames, rewards):
+            next_frame, reward, state = self.step(frame, future_actions[:, index], latent, state)
+            frames = frames.write(index, next_frame)
+            rewards = rewards.write(index, reward)
+            if true_frames is not None:
+                use_truth = tf.random.uniform([batch]) < true_frame_probability
+                next_frame = tf.where(use_truth[:, None, None, None], true_frames[:, index], next_frame)
+            return index + 1, next_frame, state, frames, rewards
+
+        _, _, _, frames, rewards = tf.while_loop(
+            lambda index, *_: index < horizon,
+            body,
+            (tf.constant(0), last_frame, state, frames, rewards),
+        )
+        return (
+            tf.transpose(frames.stack(), [1, 0, 2, 3, 4]),
+            tf.transpose(rewards.stack(), [1, 0]),
+        )
+
+    def prior_latent(self, batch: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """``z ~ N(0, I)``, ``[batch, h, w, L]``, drawn statelessly from ``seed [2]``."""
+        return tf.random.stateless_normal([batch, *self.latent_shape], seed=seed)
+
+    def build_variables(self, input_length: int, output_length: int) -> None:
+        """Create every variable now (call inside the strategy's scope)."""
+        length = input_length + output_length
+        frames = tf.zeros([1, length, *self.frame_size])
+        actions = tf.zeros([1, length, self.action_dim])
+        self.latent_tower(frames)
+        latent = self.prior_latent(1, tf.constant([0, 0], tf.int64))
+        self.step(frames[:, 0], actions[:, 0], latent, self.zero_state(1))

@@ -1,0 +1,360 @@
+"""SV2P as a wm world model, with the seed's functional API.
+
+``SV2P(task=..., input_length=2, output_length=10, model_dir=...)`` is a
+:class:`wm_core.contracts.WorldModel`; ``create_reset_fn``,
+``create_observe_fn``, ``create_predict_fn`` and ``create_train_fn`` hand out
+the seed-style functions.
+
+State
+-----
+A dict of NumPy arrays owned by the caller (never mutated here):
+
+* ``image`` ``uint8 [k, H, W, C]``, ``action`` ``float32 [k, A]``,
+  ``reward`` ``float32 [k]`` — the ``k <= input_length`` newest episode rows;
+* ``seed`` ``int64 []`` — the ``seed`` given to ``reset_fn`` (0 if none);
+* ``observed`` ``int64 []`` — rows observed since the reset.
+
+Prediction
+----------
+``predict_fn`` conditions on the context window once (batch 1), then tiles
+the conv-LSTM state to all ``P`` proposals and rolls them out as one batch.
+Every proposal of one call shares one latent ``z ~ N(0, I)``, drawn from the
+stateless seed ``(seed, observed)``: the proposals are compared under the
+same sampled future (common random numbers), and ``predict_fn`` is a pure
+function of its arguments.  A new episode seed, or one more observed row,
+gives a new latent.  While fewer than ``input_length`` rows were observed the
+context is padded at the front by repeating the first observed frame, with
+zero actions and rewards ("nothing moved").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from wm_core import spaces
+from wm_core.contracts import Predictions, State, WorldModel
+from wm_sv2p.latent import KLSchedule
+from wm_sv2p.model import FramePredictor, to_uint8, to_unit_float
+from wm_sv2p.training import Trainer
+
+__all__ = [
+    "SV2P",
+    "create_reset_fn",
+    "create_observe_fn",
+    "create_predict_fn",
+    "create_train_fn",
+]
+
+
+@gin.configurable(module="sv2p")
+class SV2P(WorldModel):
+    """Stochastic Variational Video Prediction (Babaeizadeh et al. 2018).
+
+    :param task: provides the action space (any wm task).
+    :param input_length: context rows the model conditions on.
+    :param output_length: rows predicted per training chunk (chunks have
+        ``input_length + output_length`` rows).
+    :param frame_size: ``(H, W, C)`` of the ``uint8`` frames.
+    :param model_dir: checkpoints are read from and written to here; the
+        newest one is loaded on construction and whenever ``observe_fn``
+        finds a newer one.
+    :param num_masks: number of CDNA transformations.
+    :param latent_channels: channels of the latent map ``[H/8, W/8, L]``.
+    :param base_channels: width of the first conv-LSTM (32: published size).
+    :param strategy: the ``tf.distribute`` strategy whose scope holds the
+        variables (default: the current strategy).
+    """
+
+    def __init__(
+        self,
+        task: Any = gin.REQUIRED,
+        input_length: int = 2,
+        output_length: int = 10,
+        frame_size: tuple[int, int, int] = (64, 64, 3),
+        model_dir: str = gin.REQUIRED,
+        num_masks: int = 10,
+        latent_channels: int = 1,
+        base_channels: int = 32,
+        lstm_kernel: int = 5,
+        cdna_kernel: int = 5,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        if input_length < 1 or output_length < 1:
+            raise ValueError(
+                f"input_length and output_length must be >= 1, got {input_length}, {output_length}"
+            )
+        self.task = task
+        self.action_dim = spaces.action_dim(task.action_space)
+        self.input_length = int(input_length)
+        self.output_length = int(output_length)
+        self.frame_size = tuple(int(size) for size in frame_size)
+        if len(self.frame_size) != 3:
+            raise ValueError(f"frame_size must be (H, W, C), got {frame_size!r}")
+        self.model_dir = str(model_dir)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self._distributed = tf.distribute.has_strategy() or strategy is not None
+        with self.strategy.scope():
+            self.network = FramePredictor(
+                self.frame_size,
+                self.action_dim,
+                num_masks=num_masks,
+                latent_channels=latent_channels,
+                base_channels=base_channels,
+                lstm_kernel=lstm_kernel,
+                cdna_kernel=cdna_kernel,
+            )
+            self.network.build_variables(self.input_length, self.output_length)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._checkpoint = tf.train.Checkpoint(network=self.network, step=self.step)
+        self._restored: str | None = None
+        self._trainer: Trainer | None = None
+        height, width, channels = self.frame_size
+        self._predict_graph = tf.function(
+            self._predict_batch,
+            input_signature=[
+                tf.TensorSpec([self.input_length, height, width, channels], tf.uint8),
+                tf.TensorSpec([self.input_length, self.action_dim], tf.float32),
+                tf.TensorSpec([2], tf.int64),
+                tf.TensorSpec([None, None, self.action_dim], tf.float32),
+            ],
+        )
+        self.restore_newest()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def training_checkpoint(self, optimizer: Any) -> tf.train.Checkpoint:
+        """The checkpoint a trainer saves: network, optimizer and step."""
+        return tf.train.Checkpoint(network=self.network, optimizer=optimizer, step=self.step)
+
+    def mark_restored(self, path: str) -> None:
+        """Record that the weights in memory are those of checkpoint ``path``."""
+        self._restored = path
+
+    def restore_newest(self) -> bool:
+        """Load the newest checkpoint in ``model_dir`` if it is not loaded yet."""
+        newest = tf.train.latest_checkpoint(self.model_dir)
+        if newest is None or newest == self._restored:
+            return False
+        self._checkpoint.restore(newest).expect_partial()
+        self._restored = newest
+        return True
+
+    # ------------------------------------------------------------------ contract
+
+    def reset(self, **kwargs: Any) -> State:
+        """An empty context window; ``seed`` (if given) seeds the latents."""
+        seed = kwargs.get("seed")
+        return {
+            "image": np.zeros((0, *self.frame_size), np.uint8),
+            "action": np.zeros((0, self.action_dim), np.float32),
+            "reward": np.zeros((0,), np.float32),
+            "seed": np.int64(0 if seed is None else seed),
+            "observed": np.int64(0),
+        }
+
+    def observe(
+        self,
+        last_frames: np.ndarray,
+        last_actions: np.ndarray,
+        last_rewards: np.ndarray,
+        state: State,
+    ) -> State:
+        """Append ``T`` rows to the window (keeping ``input_length``); new state."""
+        frames, actions, rewards = self._check_rows(last_frames, last_actions, last_rewards)
+        self.restore_newest()
+        keep = self.input_length
+        return {
+            "image": np.concatenate([state["image"], frames])[-keep:],
+            "action": np.concatenate([state["action"], actions])[-keep:],
+            "reward": np.concatenate([state["reward"], rewards])[-keep:],
+            "seed": np.int64(state["seed"]),
+            "observed": np.int64(state["observed"] + len(frames)),
+        }
+
+    def predict(
+        self, future_actions: np.ndarray, state: State, return_frames: bool = False
+    ) -> Predictions:
+        """``future_actions float32 [P, H, A]`` → ``{"reward": float32 [P, H]}``
+        (+ ``"image": uint8 [P, H, *frame_size]`` with ``return_frames``)."""
+        future_actions = self._check_future_actions(future_actions)
+        image, action = self._padded_context(state)
+        seed = np.array([state["seed"], state["observed"]], np.int64)
+        outputs = self._run(image, action, seed, future_actions)
+        predictions = {"reward": outputs["reward"].astype(np.float32)}
+        if return_frames:
+            predictions["image"] = outputs["image"]
+        return predictions
+
+    def train(self, data_path: str) -> None:
+        """Train with the trainer ``create_train_fn(self)`` builds (gin-configurable)."""
+        if self._trainer is None:
+            self._trainer = create_train_fn(model=self)
+        self._trainer(data_path)
+
+    # ------------------------------------------------------------------ internals
+
+    def _predict_batch(self, context_image, context_action, seed, future_actions):
+        frames = to_unit_float(context_image)[None]
+        latent = self.network.prior_latent(1, seed)
+        _, _, state = self.network.observe_context(frames, context_action[None], latent)
+        proposals = tf.shape(future_actions)[0]
+
+        def tile(tensor: tf.Tensor) -> tf.Tensor:
+            return tf.repeat(tensor, proposals, axis=0)
+
+        images, rewards = self.network.imagine(
+            tile(frames[:, -1]), future_actions, tile(latent), tf.nest.map_structure(tile, state)
+        )
+        return {"reward": rewards, "image": to_uint8(images)}
+
+    def _run(self, image, action, seed, future_actions) -> dict[str, np.ndarray]:
+        """The compiled prediction, proposals split across the strategy's replicas."""
+        replicas = self.strategy.num_replicas_in_sync
+        if not self._distributed:
+            outputs = self._predict_graph(image, action, seed, future_actions)
+            return {key: value.numpy() for key, value in outputs.items()}
+        proposals = len(future_actions)
+        padding = -proposals % replicas
+        padded = np.concatenate([future_actions, np.repeat(future_actions[-1:], padding, 0)])
+        shards = np.split(padded, replicas)
+        distributed = self.strategy.experimental_distribute_values_from_function(
+            lambda context: tf.constant(shards[context.replica_id_in_sync_group])
+        )
+        outputs = self.strategy.run(self._predict_graph, args=(image, action, seed, distributed))
+        return {
+            key: np.concatenate(
+                [part.numpy() for part in self.strategy.experimental_local_results(value)]
+            )[:proposals]
+            for key, value in outputs.items()
+        }
+
+    def _padded_context(self, state: State) -> tuple[np.ndarray, np.ndarray]:
+        image, action = state["image"], state["action"]
+        if len(image) == 0:
+            raise ValueError("SV2P.predict_fn: the state has no observed frame; call observe_fn first")
+        missing = self.input_length - len(image)
+        if missing > 0:
+            image = np.concatenate([np.repeat(image[:1], missing, 0), image])
+            action = np.concatenate([np.zeros((missing, self.action_dim), np.float32), action])
+        return image, action
+
+    def _check_rows(self, frames, actions, rewards):
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8:
+            raise TypeError(f"SV2P.observe_fn: last_frames must be uint8, got {frames.dtype}")
+        if frames.ndim != 4 or frames.shape[1:] != self.frame_size or len(frames) == 0:
+            raise ValueError(
+                f"SV2P.observe_fn: last_frames must be uint8 [T>=1, {', '.join(map(str, self.frame_size))}], "
+                f"got shape {frames.shape}"
+            )
+        actions = np.asarray(actions, np.float32)
+        rewards = np.asarray(rewards, np.float32)
+        if actions.shape != (len(frames), self.action_dim):
+            raise ValueError(
+                f"SV2P.observe_fn: last_actions must be float32 [{len(frames)}, {self.action_dim}], "
+                f"got shape {actions.shape}"
+            )
+        if rewards.shape != (len(frames),):
+            raise ValueError(
+                f"SV2P.observe_fn: last_rewards must be float32 [{len(frames)}], got shape {rewards.shape}"
+            )
+        return frames, actions, rewards
+
+    def _check_future_actions(self, future_actions) -> np.ndarray:
+        future_actions = np.asarray(future_actions, np.float32)
+        if (
+            future_actions.ndim != 3
+            or future_actions.shape[2] != self.action_dim
+            or 0 in future_actions.shape
+        ):
+            raise ValueError(
+                f"SV2P.predict_fn: future_actions must be float32 [P>=1, H>=1, {self.action_dim}], "
+                f"got shape {future_actions.shape}"
+            )
+        return future_actions
+
+
+def _check_strategy(model: SV2P, strategy: tf.distribute.Strategy | None, where: str) -> None:
+    if strategy is not None and strategy is not model.strategy:
+        raise ValueError(
+            f"{where}: strategy {strategy!r} is not the one SV2P's variables were created under "
+            f"({model.strategy!r}); pass the strategy to SV2P(strategy=...)"
+        )
+
+
+@gin.configurable(module="sv2p")
+def create_reset_fn(model: SV2P = gin.REQUIRED):
+    """``reset_fn(**kwargs) -> state`` (see :class:`SV2P`)."""
+    return model.reset
+
+
+@gin.configurable(module="sv2p")
+def create_observe_fn(model: SV2P = gin.REQUIRED):
+    """``observe_fn(last_frames, last_actions, last_rewards, state) -> state``."""
+    return model.observe
+
+
+@gin.configurable(module="sv2p")
+def create_predict_fn(
+    model: SV2P = gin.REQUIRED,
+    prediction_horizon: int = gin.REQUIRED,
+    strategy: tf.distribute.Strategy | None = None,
+    return_frames: bool = False,
+):
+    """``predict_fn(future_actions [P, prediction_horizon, A], state) -> predictions``.
+
+    ``strategy`` must be ``None`` or the model's own strategy.
+    """
+    _check_strategy(model, strategy, "create_predict_fn")
+    if prediction_horizon < 1:
+        raise ValueError(f"prediction_horizon must be >= 1, got {prediction_horizon}")
+
+    def predict_fn(future_actions: np.ndarray, state: State) -> Predictions:
+        horizon = np.shape(future_actions)[1] if np.ndim(future_actions) == 3 else None
+        if horizon != prediction_horizon:
+            raise ValueError(
+                f"SV2P predict_fn was created for prediction_horizon={prediction_horizon}, "
+                f"got future_actions of shape {np.shape(future_actions)}"
+            )
+        return model.predict(future_actions, state, return_frames=return_frames)
+
+    return predict_fn
+
+
+@gin.configurable(module="sv2p")
+def create_train_fn(
+    model: SV2P = gin.REQUIRED,
+    train_steps: int = 100,
+    batch: int = 16,
+    strategy: tf.distribute.Strategy | None = None,
+    learning_rate: float = 1e-3,
+    clip_norm: float = 100.0,
+    reward_weight: float = 1.0,
+    kl_schedule: KLSchedule | None = None,
+    scheduled_sampling_k: float = 0.0,
+    seed: int = 0,
+) -> Trainer:
+    """``train_fn(data_path) -> None`` (a :class:`~wm_sv2p.training.Trainer`).
+
+    :param scheduled_sampling_k: 0 feeds the model its own predictions after
+        the context; ``k > 0`` feeds the true frame with probability
+        ``k / (k + exp(step / k))``.
+    :param kl_schedule: the three-phase latent schedule (default
+        :class:`~wm_sv2p.latent.KLSchedule` ``()``).
+    """
+    _check_strategy(model, strategy, "create_train_fn")
+    return Trainer(
+        model,
+        train_steps=train_steps,
+        batch=batch,
+        learning_rate=learning_rate,
+        clip_norm=clip_norm,
+        reward_weight=reward_weight,
+        kl_schedule=kl_schedule,
+        scheduled_sampling_k=scheduled_sampling_k,
+        seed=seed,
+    )
