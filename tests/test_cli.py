@@ -100,3 +100,17 @@ def test_plugins_command_lists_distributions_names_hooks_and_status():
     assert any("planners" in line and " random " in line and "loaded" in line for line in lines)
     tensorboard = next(line for line in lines if " tensorboard " in line)
     assert "loaded; hooks:" in tensorboard and "wm_iteration_end" in tensorboard
+
+
+SHIPPED_CONFIGS = sorted(glob.glob(str(ROOT / "configs" / "*.gin")))
+
+
+@pytest.mark.parametrize("config", SHIPPED_CONFIGS, ids=lambda path: os.path.basename(path))
+def test_every_shipped_config_parses_with_its_plugins(config, tmp_path):
+    import gin
+
+    from wm_core.cli import configure
+
+    configure([config], [], str(tmp_path), seed=None)
+    assert gin.query_parameter("wm.train_eval_loop.model_dir") is not None
+    assert gin.query_parameter("model_dir/macro.value") == str(tmp_path / "model")

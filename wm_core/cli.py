@@ -20,14 +20,13 @@ import importlib
 import os
 import re
 import sys
-from dataclasses import dataclass
 from typing import Sequence
 
 import gin
 
 from wm_core import registry
 
-__all__ = ["main", "run", "required_plugins", "PluginMissing", "ConfigError"]
+__all__ = ["main", "run", "configure", "required_plugins", "PluginMissing", "ConfigError"]
 
 # Modules whose gin configurables every config may use.
 CORE_CONFIGURABLE_MODULES = (
@@ -44,14 +43,12 @@ OUR_PLUGIN_PACKAGES = ("wm_cem", "wm_planet", "wm_sv2p")
 _IMPORT_LINE = re.compile(r"^\s*import\s+([\w.]+)\s*(?:#.*)?$")
 
 
-@dataclass(frozen=True)
 class PluginMissing(Exception):
     """A config imports a plugin module that is not installed (or broken)."""
 
-    config: str
-    line: int
-    module: str
-    cause: str
+    def __init__(self, config: str, line: int, module: str, cause: str):
+        super().__init__(config, line, module, cause)
+        self.config, self.line, self.module, self.cause = config, line, module, cause
 
     def __str__(self) -> str:
         package = self.module.split(".")[0]
@@ -101,6 +98,31 @@ def _bind_run_macros(output_dir: str, seed: int | None) -> None:
     gin.parse_config(bindings + ([] if seed is None else [f"seed = {seed}"]))
 
 
+def configure(
+    gin_files: Sequence[str], gin_params: Sequence[str], output_dir: str, seed: int | None = None
+) -> str:
+    """Import the configs' plugins, parse them and fill the run macros.
+
+    Returns the absolute output directory.  Raises :class:`PluginMissing`,
+    :class:`ConfigError` or ``FileNotFoundError`` with what to fix.
+    """
+    for path in gin_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"gin config {path} does not exist")
+    output_dir = os.path.abspath(output_dir)
+    with gin.unlock_config():  # an earlier run in this process may have locked it
+        _import_plugins(gin_files)
+        gin.clear_config()
+        try:
+            gin.parse_config("seed = 0")  # the default, for configs that use %seed
+            gin.parse_config_files_and_bindings(gin_files, gin_params, finalize_config=False)
+            _bind_run_macros(output_dir, seed)
+            gin.finalize()
+        except (ValueError, SyntaxError, KeyError) as error:  # gin names the file and line
+            raise ConfigError(str(error)) from error
+    return output_dir
+
+
 def run(
     gin_files: Sequence[str], gin_params: Sequence[str], output_dir: str, seed: int | None = None
 ) -> dict:
@@ -108,20 +130,8 @@ def run(
     from wm_core.hooks import Hooks, create_plugin_manager
     from wm_core.train_eval import train_eval_loop
 
-    for path in gin_files:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"gin config {path} does not exist")
-    _import_plugins(gin_files)
-    output_dir = os.path.abspath(output_dir)
+    output_dir = configure(gin_files, gin_params, output_dir, seed)
     os.makedirs(output_dir, exist_ok=True)
-    gin.clear_config()
-    try:
-        gin.parse_config("seed = 0")  # the default, for configs that use %seed
-        gin.parse_config_files_and_bindings(gin_files, gin_params, finalize_config=False)
-        _bind_run_macros(output_dir, seed)
-        gin.finalize()
-    except (ValueError, SyntaxError, KeyError) as error:  # gin names the file and line
-        raise ConfigError(str(error)) from error
     hooks = Hooks(create_plugin_manager())
     return train_eval_loop(output_dir=output_dir, hooks=hooks)
 
