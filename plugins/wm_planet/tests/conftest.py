@@ -1,0 +1,60 @@
+"""Tiny PlaNet models and synthetic episodes for fast tests."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from wm_core import npz, planners, simulate  # noqa: E402
+from wm_core.toy import PointTask  # noqa: E402
+
+#: A model small enough that a train step takes milliseconds (64×64 frames).
+TINY = dict(
+    deter_size=16, stoch_size=4, hidden_size=16, embed_size=32, depth=4,
+    reward_units=16, reward_layers=1,
+)
+
+
+def _point_episodes(task: PointTask, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Random-action episodes of the moving-bar toy task (``length + 1`` rows each)."""
+    episodes, _, _ = simulate.simulate(task, planners.Random(task, seed=seed), count, seed=seed)
+    return episodes
+
+
+@pytest.fixture
+def tiny_sizes() -> dict[str, int]:
+    """The :data:`TINY` model sizes (for subprocesses)."""
+    return dict(TINY)
+
+
+@pytest.fixture
+def tiny_model():
+    """``tiny_model(task, **overrides)``: a :data:`TINY` RecurrentStateSpaceModel."""
+    from wm_planet.model import RecurrentStateSpaceModel
+
+    def make(task, **overrides):
+        return RecurrentStateSpaceModel(task=task, **{**TINY, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def point_episodes():
+    """``point_episodes(task, count, seed=0)``: random-action toy episodes."""
+    return _point_episodes
+
+
+@pytest.fixture
+def task() -> PointTask:
+    return PointTask(length=20)
+
+
+@pytest.fixture
+def episodes_dir(tmp_path, task) -> str:
+    directory = str(tmp_path / "episodes")
+    npz.save_dictionaries(_point_episodes(task, 4), directory)
+    return directory

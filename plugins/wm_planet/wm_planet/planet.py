@@ -1,0 +1,243 @@
+"""PlaNet in the seed's functional API: ``create_planet_*_fn(model, ...)``.
+
+::
+
+    model = RecurrentStateSpaceModel(task=task)
+    reset_fn = create_planet_reset_fn(model)
+    observe_fn = create_planet_observe_fn(model, model_dir, strategy)
+    predict_fn = create_planet_predict_fn(model, strategy)
+    train_fn = create_planet_train_fn(model, 100, 50, 50, 1e-3, model_dir, strategy)
+
+State (owned by the caller, never mutated here): ``{"deter": float32
+[1, deter_size], "stoch": float32 [1, stoch_size]}`` — the GRU state and
+the stochastic state of the posterior after the last observed frame.
+``stoch`` is a posterior *sample* when the observe function was made with
+``sample=True`` (the default, as PlaNet acts), the posterior mean otherwise.
+
+All functions of one model must be given the same strategy (its variables
+live there).  Observe and predict run in the strategy's cross-replica
+context, i.e. on one device: one observed state is broadcast to all
+proposals inside one compiled ``tf.function`` call.
+
+Everything here is gin-configurable under the module ``planet``
+(``planet.RecurrentStateSpaceModel``, ``planet.create_planet_train_fn`` ...);
+``planet.MirroredStrategy`` is ``tf.distribute.MirroredStrategy``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from wm_core import npz
+from wm_core.contracts import ObserveFn, PredictFn, Predictions, ResetFn, State, TrainFn
+from wm_core.hooks import active_hooks
+from wm_planet.checkpoints import CheckpointWatcher
+from wm_planet.model import RecurrentStateSpaceModel
+from wm_planet.training import Trainer
+
+__all__ = [
+    "RecurrentStateSpaceModel",
+    "create_planet_reset_fn",
+    "create_planet_observe_fn",
+    "create_planet_predict_fn",
+    "create_planet_train_fn",
+]
+
+gin.external_configurable(tf.distribute.MirroredStrategy, "MirroredStrategy", module="planet")
+
+
+def _state_signature(model: RecurrentStateSpaceModel) -> dict[str, tf.TensorSpec]:
+    return {
+        "deter": tf.TensorSpec([1, model.cell.deter_size], tf.float32),
+        "stoch": tf.TensorSpec([1, model.cell.stoch_size], tf.float32),
+    }
+
+
+def _checked_state(model: RecurrentStateSpaceModel, state: State) -> dict[str, np.ndarray]:
+    signature = _state_signature(model)
+    if not isinstance(state, dict) or sorted(state) != sorted(signature):
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"PlaNet state must be a dict with keys ['deter', 'stoch'], got {keys}")
+    checked = {}
+    for key, spec in signature.items():
+        value = np.asarray(state[key])
+        if value.shape != tuple(spec.shape) or value.dtype != np.float32:
+            raise ValueError(
+                f"state[{key!r}] is {value.dtype} {value.shape}; expected float32 {tuple(spec.shape)}"
+            )
+        checked[key] = value
+    return checked
+
+
+def _checked_actions(model: RecurrentStateSpaceModel, actions: Any, name: str, ndim: int) -> np.ndarray:
+    actions = np.asarray(actions)
+    if not np.issubdtype(actions.dtype, np.floating) or actions.ndim != ndim or (
+        actions.shape[-1] != model.action_dim
+    ):
+        lead = "T" if ndim == 2 else "P, H"
+        raise ValueError(
+            f"{name} is {actions.dtype} {actions.shape}; expected float32 [{lead}, "
+            f"{model.action_dim}] action vectors"
+        )
+    return actions.astype(np.float32, copy=False)
+
+
+def _noise(model: RecurrentStateSpaceModel, sample: bool, salt: int) -> tf.random.Generator | None:
+    return tf.random.Generator.from_seed(model.seed * 1000 + salt) if sample else None
+
+
+@gin.configurable(module="planet")
+def create_planet_reset_fn(model: RecurrentStateSpaceModel) -> ResetFn:
+    """``reset_fn(**kwargs) -> state``: the zero state (see module docs); kwargs are ignored."""
+
+    def reset_fn(**kwargs: Any) -> State:
+        return {
+            "deter": np.zeros((1, model.cell.deter_size), np.float32),
+            "stoch": np.zeros((1, model.cell.stoch_size), np.float32),
+        }
+
+    return reset_fn
+
+
+@gin.configurable(module="planet")
+def create_planet_observe_fn(
+    model: RecurrentStateSpaceModel,
+    model_dir: str,
+    strategy: tf.distribute.Strategy | None = None,
+    sample: bool = True,
+) -> ObserveFn:
+    """``observe_fn(last_frames, last_actions, last_rewards, state) -> state``.
+
+    Filters the ``T`` rows (``uint8 [T, 64, 64, C]``, ``float32 [T, A]``,
+    ``[T]``) with the posterior, row by row, starting from ``state``.  The
+    posterior does not read rewards; ``last_rewards`` is only checked.
+    Before filtering, restores the newest checkpoint in ``model_dir`` if a
+    new one appeared (one ``os.stat`` per call otherwise).
+    """
+    model.build(strategy)
+    watcher = CheckpointWatcher(model, model_dir)
+    noise = _noise(model, sample, salt=1)
+    frame_spec = tf.TensorSpec([None, *model.frame_size], tf.uint8)
+    action_spec = tf.TensorSpec([None, model.action_dim], tf.float32)
+
+    @tf.function(input_signature=[frame_spec, action_spec, _state_signature(model)])
+    def posterior(frames, actions, state):
+        states, _ = model.observe(frames[None], actions[None], state, noise)
+        return {key: value[:, -1] for key, value in states.items()}
+
+    def observe_fn(
+        last_frames: np.ndarray, last_actions: np.ndarray, last_rewards: np.ndarray, state: State
+    ) -> State:
+        frames = np.asarray(last_frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != model.frame_size:
+            raise ValueError(
+                f"last_frames is {frames.dtype} {frames.shape}; expected uint8 "
+                f"[T, {', '.join(map(str, model.frame_size))}]"
+            )
+        actions = _checked_actions(model, last_actions, "last_actions", ndim=2)
+        rewards = np.asarray(last_rewards)
+        if not len(frames) or len(actions) != len(frames) or rewards.shape != (len(frames),):
+            raise ValueError(
+                f"observe_fn needs T >= 1 rows of each: got {len(frames)} frames, actions "
+                f"{actions.shape}, rewards {rewards.shape}"
+            )
+        checked = _checked_state(model, state)
+        watcher.poll()
+        new_state = posterior(frames, actions, checked)
+        return {key: value.numpy() for key, value in new_state.items()}
+
+    return observe_fn
+
+
+@gin.configurable(module="planet")
+def create_planet_predict_fn(
+    model: RecurrentStateSpaceModel,
+    strategy: tf.distribute.Strategy | None = None,
+    return_frames: bool = False,
+    sample: bool = True,
+) -> PredictFn:
+    """``predict_fn(future_actions, state) -> {"reward": float32 [P, H]}``.
+
+    Rolls the prior open-loop from ``state`` for all ``P`` proposals at once
+    (one compiled call, the state broadcast to ``P``); with ``sample`` the
+    stochastic states are drawn, as PlaNet plans, else the prior means are
+    used (deterministic).  ``reward[:, j]`` is the predicted mean reward for
+    ``future_actions[:, j]``.  With ``return_frames``, also ``image uint8
+    [P, H, 64, 64, C]``.  ``state`` is read, never written.
+    """
+    model.build(strategy)
+    noise = _noise(model, sample, salt=2)
+    action_spec = tf.TensorSpec([None, None, model.action_dim], tf.float32)
+
+    @tf.function(input_signature=[action_spec, _state_signature(model)])
+    def rollout(actions, state):
+        proposals = tf.shape(actions)[0]
+        start = {key: tf.repeat(value, proposals, axis=0) for key, value in state.items()}
+        features = model.cell.features(model.imagine(actions, start, noise))
+        predictions = {"reward": model.reward(features)}
+        if return_frames:
+            predictions["image"] = model.frames(features)
+        return predictions
+
+    def predict_fn(future_actions: np.ndarray, state: State) -> Predictions:
+        actions = _checked_actions(model, future_actions, "future_actions", ndim=3)
+        predictions = rollout(actions, _checked_state(model, state))
+        return {key: value.numpy() for key, value in predictions.items()}
+
+    return predict_fn
+
+
+@gin.configurable(module="planet")
+def create_planet_train_fn(
+    model: RecurrentStateSpaceModel,
+    train_steps: int,
+    batch: int,
+    duration: int,
+    learning_rate: float,
+    model_dir: str,
+    strategy: tf.distribute.Strategy | None = None,
+    grad_clip: float = 1000.0,
+    adam_epsilon: float = 1e-4,
+    stochastic: bool = True,
+    max_episodes_in_memory: int = 1000,
+    checkpoints_to_keep: int = 3,
+    learning_rate_ramp: int = 0,
+    seed: int = 0,
+) -> TrainFn:
+    """``train_fn(data_path) -> None``: ``train_steps`` steps on ``batch`` chunks of ``duration`` rows.
+
+    Chunks come from a :class:`wm_core.npz.ChunkIterator` over ``data_path``
+    kept across calls (each file is read once, new files are picked up).
+    Every step's metrics go to ``wm_core.hooks.active_hooks().train_step``;
+    a checkpoint (model, optimiser, step) is written to ``model_dir`` after
+    the ``train_steps`` steps.  ``learning_rate_ramp``: linear warm-up steps
+    (10000 in the published code; 0: none).  Raises ``FileNotFoundError``/``ValueError``
+    for a missing or empty episode directory and
+    :class:`~wm_planet.training.TrainingDivergedError` on a NaN loss.
+    """
+    trainer = Trainer(
+        model, model_dir, learning_rate, adam_epsilon, grad_clip, strategy, stochastic,
+        checkpoints_to_keep, learning_rate_ramp,
+    )
+    iterators: dict[str, npz.ChunkIterator] = {}
+
+    def train_fn(data_path: str) -> None:
+        data_path = os.fspath(data_path)
+        if not npz.episode_paths(data_path):
+            raise ValueError(f"no episode files (*.npz) in {data_path!r}: nothing to train on")
+        if data_path not in iterators:
+            for old in iterators.values():
+                old.close()
+            iterators.clear()
+            iterators[data_path] = npz.ChunkIterator(
+                data_path, batch, duration, seed=seed,
+                max_episodes_in_memory=max_episodes_in_memory, prefetch=2,
+            )
+        trainer.fit(iterators[data_path], train_steps, active_hooks())
+
+    return train_fn

@@ -1,0 +1,157 @@
+"""The recurrent state-space model cell of PlaNet (Hafner et al. 2019, §3).
+
+A latent state is a dict ``{"deter": [B, D], "stoch": [B, S]}``: the GRU's
+deterministic state and a sample (or the mean) of the stochastic state.
+One step with action ``a`` (the action that led to the next frame):
+
+* transition: ``deter' = GRU(dense_relu(concat(stoch, a)), deter)``;
+* prior: ``p(stoch' | deter') = N(mean, softplus(.) + min_stddev)`` from
+  one ReLU hidden layer on ``deter'``;
+* posterior: ``q(stoch' | deter', embed')`` from one ReLU hidden layer on
+  ``concat(deter', embed')``, where ``embed'`` encodes the next frame.
+
+(The published code's layout: hidden layers of ``hidden_size`` units, ReLU.)
+
+The stochastic state is drawn by reparameterisation from the ``noise``
+generator when one is given, and is the distribution mean otherwise.
+Sequences are time-major inside :func:`tf.scan` and batch-major outside:
+``[B, T, ...]``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+__all__ = ["RSSM", "gaussian"]
+
+tfd = tfp.distributions
+
+State = dict[str, tf.Tensor]
+_STATISTICS = ("prior_mean", "prior_std", "posterior_mean", "posterior_std")
+
+
+def gaussian(mean: tf.Tensor, std: tf.Tensor) -> tfd.Distribution:
+    """A diagonal Gaussian over the last axis (event shape ``[S]``)."""
+    return tfd.MultivariateNormalDiag(mean, std)
+
+
+class RSSM(tf.Module):
+    """Deterministic GRU path plus Gaussian stochastic state (see module docs)."""
+
+    def __init__(
+        self,
+        deter_size: int,
+        stoch_size: int,
+        hidden_size: int,
+        min_stddev: float = 0.1,
+        dtype: str = "float32",
+    ):
+        super().__init__(name="rssm")
+        self.deter_size, self.stoch_size, self.min_stddev = deter_size, stoch_size, min_stddev
+        dense = tf_keras.layers.Dense
+        self.transition_input = dense(hidden_size, activation="relu", dtype=dtype)
+        self.gru = tf_keras.layers.GRUCell(deter_size, dtype=dtype)
+        self.prior_hidden = dense(hidden_size, activation="relu", dtype=dtype)
+        self.prior_stats = dense(2 * stoch_size, dtype=dtype)
+        self.posterior_hidden = dense(hidden_size, activation="relu", dtype=dtype)
+        self.posterior_stats = dense(2 * stoch_size, dtype=dtype)
+
+    def initial_state(self, batch_size: int | tf.Tensor) -> State:
+        """All-zero state ``{"deter": [B, D], "stoch": [B, S]}`` (float32)."""
+        return {
+            "deter": tf.zeros([batch_size, self.deter_size], tf.float32),
+            "stoch": tf.zeros([batch_size, self.stoch_size], tf.float32),
+        }
+
+    @staticmethod
+    def features(state: State) -> tf.Tensor:
+        """``concat(deter, stoch)``: what the decoder and reward head read."""
+        return tf.concat([state["deter"], state["stoch"]], -1)
+
+    def _statistics(self, layer: tf_keras.layers.Layer, hidden: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        mean, raw_std = tf.split(tf.cast(layer(hidden), tf.float32), 2, -1)
+        return mean, tf.nn.softplus(raw_std) + self.min_stddev
+
+    def _draw(self, mean: tf.Tensor, std: tf.Tensor, noise: tf.random.Generator | None) -> tf.Tensor:
+        if noise is None:
+            return mean
+        return mean + std * noise.normal(tf.shape(mean))
+
+    def _transition(self, state: State, action: tf.Tensor) -> tf.Tensor:
+        hidden = self.transition_input(tf.concat([state["stoch"], action], -1))
+        previous = tf.cast(state["deter"], self.gru.compute_dtype)  # Keras casts inputs, not states
+        deter, _ = self.gru(hidden, [previous])
+        return tf.cast(deter, tf.float32)
+
+    def prior_step(
+        self, state: State, action: tf.Tensor, noise: tf.random.Generator | None = None
+    ) -> tuple[State, tf.Tensor, tf.Tensor]:
+        """One open-loop step: ``(next_state, prior_mean, prior_std)``."""
+        deter = self._transition(state, action)
+        mean, std = self._statistics(self.prior_stats, self.prior_hidden(deter))
+        return {"deter": deter, "stoch": self._draw(mean, std, noise)}, mean, std
+
+    def posterior_step(
+        self,
+        state: State,
+        action: tf.Tensor,
+        embed: tf.Tensor,
+        noise: tf.random.Generator | None = None,
+    ) -> tuple[State, dict[str, tf.Tensor]]:
+        """One filtering step; returns the posterior state and the prior/posterior statistics."""
+        deter = self._transition(state, action)
+        prior_mean, prior_std = self._statistics(self.prior_stats, self.prior_hidden(deter))
+        hidden = self.posterior_hidden(tf.concat([deter, embed], -1))
+        mean, std = self._statistics(self.posterior_stats, hidden)
+        posterior = {"deter": deter, "stoch": self._draw(mean, std, noise)}
+        statistics = {
+            "prior_mean": prior_mean,
+            "prior_std": prior_std,
+            "posterior_mean": mean,
+            "posterior_std": std,
+        }
+        return posterior, statistics
+
+    def observe(
+        self,
+        embed: tf.Tensor,
+        action: tf.Tensor,
+        state: State,
+        noise: tf.random.Generator | None = None,
+    ) -> tuple[State, dict[str, tf.Tensor]]:
+        """Filter a sequence: ``embed [B, T, E]``, ``action [B, T, A]`` from ``state``.
+
+        Returns the posterior states ``[B, T, ...]`` and the prior/posterior
+        statistics ``[B, T, S]`` of every step.
+        """
+
+        def step(carry, inputs):
+            state, _ = carry
+            return self.posterior_step(state, inputs[1], inputs[0], noise)
+
+        zeros = tf.zeros_like(state["stoch"])
+        statistics = {key: zeros for key in _STATISTICS}
+        states, statistics = tf.scan(
+            step, (_time_major(embed), _time_major(action)), initializer=(state, statistics)
+        )
+        return _batch_major(states), _batch_major(statistics)
+
+    def imagine(
+        self, action: tf.Tensor, state: State, noise: tf.random.Generator | None = None
+    ) -> State:
+        """Open-loop prior rollout: ``action [B, H, A]`` from ``state`` → states ``[B, H, ...]``."""
+
+        def step(state, action):
+            return self.prior_step(state, action, noise)[0]
+
+        return _batch_major(tf.scan(step, _time_major(action), initializer=state))
+
+
+def _time_major(tensor: tf.Tensor) -> tf.Tensor:
+    return tf.transpose(tensor, tf.concat([[1, 0], tf.range(2, tf.rank(tensor))], 0))
+
+
+def _batch_major(tree):
+    return tf.nest.map_structure(_time_major, tree)
