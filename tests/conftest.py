@@ -3,6 +3,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from tensorboard.backend.event_processing import directory_watcher, event_file_loader, io_wrapper
+from tensorboard.compat import tensorflow_stub
 
 
 @pytest.fixture
@@ -44,3 +46,13 @@ def fake_distribution(tmp_path, monkeypatch):
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
+
+
+@pytest.fixture
+def tensorboard_reader_without_tensorflow(monkeypatch):
+    """Read events with TensorBoard's pure-Python stub (CRC-checked record
+    reader), as TensorBoard does where TensorFlow is not installed: core tests
+    never import TensorFlow (slow to load, and it must not meet Mesa's LLVM in
+    one process; see wm_core/tasks/process.py)."""
+    for module in (directory_watcher, event_file_loader, io_wrapper):
+        monkeypatch.setattr(module, "tf", tensorflow_stub)

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
 from wm_core import npz
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -23,7 +25,7 @@ def wm_run(*args, env=None, timeout=600):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", TINY_CONFIGS, ids=lambda path: os.path.basename(path))
-def test_every_tiny_config_runs_end_to_end(config, tmp_path):
+def test_every_tiny_config_runs_end_to_end(config, tmp_path, tensorboard_reader_without_tensorflow):
     result = wm_run("--gin_file", config, "--output_dir", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((tmp_path / "loop_state.json").read_text())
@@ -31,6 +33,10 @@ def test_every_tiny_config_runs_end_to_end(config, tmp_path):
     assert f"train_eval_loop.num_iterations = {state['completed_iterations']}" in operative
     assert npz.episode_paths(str(tmp_path / "episodes" / "train"))
     assert glob.glob(str(tmp_path / "summaries" / "train" / "events.out.tfevents.*"))
+    if "planet" in config or "sv2p" in config:  # learned models show open-loop predictions
+        tags = {value.tag for path in glob.glob(str(tmp_path / "summaries" / "eval" / "events.*"))
+                for event in EventFileLoader(path).Load() for value in event.summary.value}
+        assert "episode_0/open_loop/decision_0" in tags, sorted(tags)
 
 
 def test_run_directory_is_replayable_from_its_operative_config(tmp_path):

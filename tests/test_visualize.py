@@ -11,13 +11,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from tensorboard.backend.event_processing import (
-    directory_watcher,
-    event_accumulator,
-    event_file_loader,
-    io_wrapper,
-)
-from tensorboard.compat import tensorflow_stub
+from tensorboard.backend.event_processing import event_accumulator, event_file_loader
 
 from wm_core import summaries
 from wm_core.hooks import Hooks, create_plugin_manager
@@ -76,14 +70,7 @@ def decode_gif(encoded: bytes) -> list[np.ndarray]:
     return decoded
 
 
-@pytest.fixture(autouse=True)
-def tensorboard_reader_without_tensorflow(monkeypatch):
-    """Read events with TensorBoard's pure-Python stub (CRC-checked record
-    reader), as TensorBoard does where TensorFlow is not installed: importing
-    TensorFlow into a test process that may already hold Mesa's LLVM crashes
-    it (see wm_core/tasks/process.py)."""
-    for module in (directory_watcher, event_file_loader, io_wrapper):
-        monkeypatch.setattr(module, "tf", tensorflow_stub)
+pytestmark = pytest.mark.usefixtures("tensorboard_reader_without_tensorflow")
 
 
 @pytest.fixture(autouse=True)

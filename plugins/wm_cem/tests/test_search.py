@@ -89,6 +89,20 @@ def test_returns_the_best_last_iteration_proposals_prediction(box2_task, target_
     assert prediction["reward"].shape == (3,)
 
 
+def test_plan_predict_fn_predicts_the_plan_acted_on_once_per_decision(
+    box2_task, target_model, total_reward, decide_once
+):
+    model, plan_model = target_model(TARGET), target_model(TARGET)
+    planner = make_cem(box2_task, model, total_reward, iterations=2, proposals=40, fraction=0.25)
+    planner.plan_predict_fn = plan_model.predict_fn
+    action, prediction = decide_once(planner)
+    (plan, predictions), = plan_model.calls
+    np.testing.assert_array_equal(plan, planner.solution.plan()[None])
+    np.testing.assert_array_equal(plan[0, 0], action)
+    np.testing.assert_array_equal(prediction["reward"], predictions["reward"][0])
+    assert len(model.calls) == 2
+
+
 def test_wrong_reward_shape_names_received_and_expected(box2_task, total_reward, decide_once):
     class ExtraAxis:
         def parts(self):

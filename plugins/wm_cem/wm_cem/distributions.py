@@ -92,7 +92,11 @@ class Gaussian:
         )
 
     def first_action(self) -> np.ndarray:
-        return np.clip(self.mean[0], self.low, self.high).astype(np.float32)
+        return self.plan()[0]
+
+    def plan(self) -> np.ndarray:
+        """The sequence acted on: the mean clipped to the bounds, ``float32 [H, A]``."""
+        return np.clip(self.mean, self.low, self.high).astype(np.float32)
 
     def shifted(self, initial: Gaussian) -> Gaussian:
         """Mean moved one step on (last step: ``initial``'s); stdev ``initial``'s."""
@@ -132,8 +136,12 @@ class Categorical:
         return Categorical(np.einsum("k,khn->hn", weights, actions))
 
     def first_action(self) -> np.ndarray:
+        return self.plan()[0]
+
+    def plan(self) -> np.ndarray:
+        """The sequence acted on: each step's mode, one-hot ``float32 [H, n]``."""
         size = self.probabilities.shape[1]
-        return np.eye(size, dtype=np.float32)[np.argmax(self.probabilities[0])]
+        return np.eye(size, dtype=np.float32)[np.argmax(self.probabilities, axis=-1)]
 
     def shifted(self, initial: Categorical) -> Categorical:
         """Probabilities moved one step on, each step half-mixed with ``initial``.

@@ -59,6 +59,7 @@ class ICEM(PopulationSearch):
         warm_start: bool = True,
         min_stdev: float = 0.0,
         seed: int | None = None,
+        plan_predict_fn: PredictFn | None = None,
     ):
         if spaces.is_discrete(task.action_space):
             raise TypeError(
@@ -69,6 +70,7 @@ class ICEM(PopulationSearch):
             predict_fn, observe_fn, reset_fn, task, objective_fn,
             horizon=horizon, iterations=iterations, proposals=proposals,
             fraction=fraction, warm_start=warm_start, min_stdev=min_stdev, seed=seed,
+            plan_predict_fn=plan_predict_fn,
         )
         if not beta >= 0.0:
             raise ValueError(f"beta must be >= 0, got {beta}")

@@ -53,11 +53,13 @@ class MPPI(PopulationSearch):
         warm_start: bool = False,
         min_stdev: float = 0.0,
         seed: int | None = None,
+        plan_predict_fn: PredictFn | None = None,
     ):
         super().__init__(
             predict_fn, observe_fn, reset_fn, task, objective_fn,
             horizon=horizon, iterations=iterations, proposals=proposals,
             fraction=fraction, warm_start=warm_start, min_stdev=min_stdev, seed=seed,
+            plan_predict_fn=plan_predict_fn,
         )
         if not temperature > 0.0:
             raise ValueError(f"temperature must be > 0, got {temperature}")

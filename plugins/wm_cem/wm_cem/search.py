@@ -81,6 +81,10 @@ class PopulationSearch(ModelPlanner):
         instead of from the initial one.
     :param min_stdev: floor on a Gaussian's refitted stdev (action units).
     :param seed: seeds the planner's own sampling.
+    :param plan_predict_fn: optional; called once per decision with the plan
+        it acts on (the refitted mean, or per-step mode, ``[1, H, A]``) to make
+        the returned prediction — e.g. a ``predict_fn`` that also decodes
+        frames, for open-loop videos, without decoding every proposal.
 
     The distribution family follows ``task.action_space``: per-step Gaussians
     clipped to the bounds for ``Box``, per-step categoricals over one-hot
@@ -105,8 +109,10 @@ class PopulationSearch(ModelPlanner):
         warm_start: bool = False,
         min_stdev: float = 0.0,
         seed: int | None = None,
+        plan_predict_fn: PredictFn | None = None,
     ):
         super().__init__(task, predict_fn, observe_fn, reset_fn, objective_fn, seed)
+        self.plan_predict_fn = plan_predict_fn
         self.horizon = _require_positive_int("horizon", horizon)
         self.iterations = _require_positive_int("iterations", iterations)
         self.proposals = _require_positive_int("proposals", proposals)
@@ -127,8 +133,9 @@ class PopulationSearch(ModelPlanner):
     def plan(self, state: State) -> Decision:
         """Search from ``state``; return ``(action float32 [A], prediction)``.
 
-        ``prediction`` is the last iteration's prediction for its
-        best-scoring proposal, a ``dict`` of ``[H, ...]`` arrays.
+        ``prediction`` is a ``dict`` of ``[H, ...]`` arrays: the last
+        iteration's prediction for its best-scoring proposal, or with
+        ``plan_predict_fn`` that function's prediction for the plan acted on.
         """
         distribution = self.start()
         for iteration in range(self.iterations):
@@ -138,8 +145,12 @@ class PopulationSearch(ModelPlanner):
             elites = top_indices(scores, min(self.elite_count, len(actions)))
             distribution = self.refit(distribution, actions[elites], scores[elites])
         self.solution = distribution
-        best = elites[0]
-        prediction = {key: value[best].copy() for key, value in predictions.items()}
+        if self.plan_predict_fn is None:
+            best = elites[0]
+            prediction = {key: value[best].copy() for key, value in predictions.items()}
+        else:
+            plan = self.predict(distribution.plan()[None], state, self.plan_predict_fn)
+            prediction = {key: value[0] for key, value in plan.items()}
         return distribution.first_action(), prediction
 
     def start(self) -> Distribution:
@@ -162,9 +173,11 @@ class PopulationSearch(ModelPlanner):
 
     # -- checked calls into the world model and objective --------------------
 
-    def predict(self, actions: np.ndarray, state: State) -> Predictions:
-        """``predict_fn(actions, state)``, its output checked against ``[P, H]``."""
-        predictions = self.predict_fn(actions, state)
+    def predict(
+        self, actions: np.ndarray, state: State, predict_fn: PredictFn | None = None
+    ) -> Predictions:
+        """``predict_fn(actions, state)`` (default: the planner's), checked against ``[P, H]``."""
+        predictions = (predict_fn or self.predict_fn)(actions, state)
         expected = actions.shape[:2]
         if not isinstance(predictions, Mapping) or "reward" not in predictions:
             keys = sorted(predictions) if isinstance(predictions, Mapping) else type(predictions).__name__
