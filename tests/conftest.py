@@ -2,9 +2,20 @@ from __future__ import annotations
 
 import textwrap
 
+import gin
 import pytest
 from tensorboard.backend.event_processing import directory_watcher, event_file_loader, io_wrapper
 from tensorboard.compat import tensorflow_stub
+
+
+@pytest.fixture(autouse=True)
+def clean_gin_config():
+    """Gin bindings are process-global: a test that parses a config (e.g.
+    ``wm.DeepMindControl.action_repeat = 8``) must not change the defaults of
+    the tests after it."""
+    yield
+    with gin.unlock_config():
+        gin.clear_config()
 
 
 @pytest.fixture
