@@ -9,7 +9,7 @@ import pytest
 
 from wm_core import registry, spaces, tasks
 from wm_core.contracts import ContractError
-from wm_core.oracle import OracleWorldModel, to_env_actions
+from wm_core.oracle import OracleWorldModel
 from wm_core.testing import WorldModelContract
 
 TASKS = {
@@ -127,18 +127,6 @@ def test_rendered_predictions_are_the_real_frames():
     assert predictions["image"].dtype == np.uint8
     assert predictions["image"].shape == (2, 3, 64, 64, 3)
     np.testing.assert_array_equal(predictions["image"][0], images[1:])
-
-
-def test_discrete_actions_are_read_as_one_hot_vectors():
-    space = tasks.Gym("CartPole-v1").action_space
-    vectors = np.array([[[0.9, 0.1], [0.2, 0.7]]], np.float32)
-    np.testing.assert_array_equal(to_env_actions(space, vectors), [[0, 1]])
-
-
-def test_box_actions_are_clipped_to_the_bounds():
-    space = tasks.Gym("Pendulum-v1").action_space  # [-2, 2]
-    vectors = np.array([[[-5.0], [1.5], [3.0]]], np.float32)
-    np.testing.assert_array_equal(to_env_actions(space, vectors), [[[-2.0], [1.5], [2.0]]])
 
 
 def test_observe_detects_a_copy_reset_with_another_seed():

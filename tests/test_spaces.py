@@ -40,3 +40,14 @@ def test_wrong_vector_size_is_a_clear_error():
 def test_unsupported_space_is_rejected():
     with pytest.raises(TypeError, match="MultiBinary"):
         spaces.action_dim(gym.spaces.MultiBinary(3))
+
+
+def test_batched_conversion_matches_one_at_a_time():
+    box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    vectors = np.array([[[0.5, 3.0]], [[-2.0, 0.0]]], np.float32)
+    batched = spaces.to_env_actions(box, vectors)
+    assert batched.shape == (2, 1, 2)
+    np.testing.assert_array_equal(batched[1, 0], spaces.to_env_action(box, vectors[1, 0]))
+    discrete = gym.spaces.Discrete(3, start=2)
+    one_hot = np.eye(3, dtype=np.float32)[[[2, 0]]]
+    np.testing.assert_array_equal(spaces.to_env_actions(discrete, one_hot), [[4, 2]])

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import gin
-import gymnasium
 import numpy as np
 
 from wm_core import spaces
@@ -35,19 +34,6 @@ __all__ = ["OracleWorldModel"]
 
 # Replayed rewards must match the observed ones to this (float32-rounded) tolerance.
 _REWARD_TOLERANCE = 1e-4
-
-
-def to_env_actions(space: gymnasium.Space, vectors: np.ndarray) -> np.ndarray:
-    """Action vectors ``float32 [..., A]`` → environment actions ``[..., *action_shape]``.
-
-    Vectorised :func:`wm_core.spaces.to_env_action`: ``Box`` actions are
-    clipped to the bounds, one-hot ``Discrete`` ones become ``argmax + start``.
-    """
-    if spaces.is_discrete(space):
-        return np.argmax(vectors, axis=-1).astype(np.int64) + int(space.start)
-    low, high = spaces.action_bounds(space)
-    clipped = np.clip(vectors, low, high)
-    return clipped.reshape(*vectors.shape[:-1], *space.shape).astype(space.dtype)
 
 
 @gin.configurable(module="wm")
@@ -109,7 +95,7 @@ class OracleWorldModel(WorldModel):
             )
         rows_seen = int(state["rows_seen"])
         skip = 1 if rows_seen == 0 else 0  # episode row 0 is the reset frame
-        env_actions = to_env_actions(self.task.action_space, last_actions[skip:])
+        env_actions = spaces.to_env_actions(self.task.action_space, last_actions[skip:])
         replayed, simulator = self.env.replay(state["simulator"], env_actions)
         observed = last_rewards[skip:]
         mismatch = np.abs(replayed - observed) > _REWARD_TOLERANCE * np.maximum(1.0, np.abs(observed))
@@ -134,7 +120,7 @@ class OracleWorldModel(WorldModel):
         are 0 and its frames repeat the last one.
         """
         future_actions = self._checked_actions(future_actions, ndim=3, what="future_actions")
-        env_actions = to_env_actions(self.task.action_space, future_actions)
+        env_actions = spaces.to_env_actions(self.task.action_space, future_actions)
         rewards, images = self.env.rollout(state["simulator"], env_actions, self.render)
         return {"reward": rewards} if images is None else {"reward": rewards, "image": images}
 

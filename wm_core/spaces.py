@@ -15,6 +15,7 @@ __all__ = [
     "is_discrete",
     "action_bounds",
     "to_env_action",
+    "to_env_actions",
     "to_action_vector",
     "sample_action_vectors",
 ]
@@ -61,6 +62,24 @@ def to_env_action(space: gym.Space, vector: np.ndarray):
         return np.int64(space.start + int(np.argmax(vector)))
     low, high = action_bounds(space)
     return np.clip(vector, low, high).reshape(space.shape).astype(space.dtype)
+
+
+def to_env_actions(space: gym.Space, vectors: np.ndarray) -> np.ndarray:
+    """Batched :func:`to_env_action`: ``float32 [..., A]`` → ``[..., *action_shape]``.
+
+    ``Box`` vectors are clipped to the bounds; one-hot ones become
+    ``argmax + start`` (``int64``).
+    """
+    vectors = np.asarray(vectors, np.float32)
+    if vectors.shape[-1:] != (action_dim(space),):
+        raise ValueError(
+            f"action vectors have shape {vectors.shape}, expected [..., {action_dim(space)}]"
+        )
+    if is_discrete(space):
+        return np.argmax(vectors, axis=-1).astype(np.int64) + int(space.start)
+    low, high = action_bounds(space)
+    clipped = np.clip(vectors, low, high)
+    return clipped.reshape(*vectors.shape[:-1], *space.shape).astype(space.dtype)
 
 
 def to_action_vector(space: gym.Space, action) -> np.ndarray:
