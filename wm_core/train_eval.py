@@ -53,13 +53,17 @@ def _read_completed_iterations(path: str) -> int:
         return int(json.load(file)["completed_iterations"])
 
 
-def _write_completed_iterations(path: str, completed: int) -> None:
+def _write_text_atomically(path: str, text: str) -> None:
     temporary = f"{path}.{os.getpid()}.tmp"
     with open(temporary, "w") as file:
-        json.dump({"completed_iterations": completed}, file)
+        file.write(text)
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
+
+
+def _write_completed_iterations(path: str, completed: int) -> None:
+    _write_text_atomically(path, json.dumps({"completed_iterations": completed}))
 
 
 def _collect(
@@ -140,8 +144,7 @@ def train_eval_loop(
         raise FileNotFoundError(f"offline mode needs episodes in {train_dir}, found none")
 
     operative_config = gin.operative_config_str()
-    with open(os.path.join(output_dir, "operative_config.gin"), "w") as file:
-        file.write(operative_config)
+    _write_text_atomically(os.path.join(output_dir, "operative_config.gin"), operative_config)
     results: dict[str, list[float]] = {"train_scores": [], "eval_scores": []}
     with use_hooks(hooks):
         hooks.run_configured(output_dir=output_dir, operative_config=operative_config)
