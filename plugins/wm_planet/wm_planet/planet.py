@@ -160,6 +160,7 @@ def create_planet_predict_fn(
     strategy: tf.distribute.Strategy | None = None,
     return_frames: bool = False,
     sample: bool = True,
+    jit_compile: bool = True,
 ) -> PredictFn:
     """``predict_fn(future_actions, state) -> {"reward": float32 [P, H]}``.
 
@@ -169,12 +170,17 @@ def create_planet_predict_fn(
     used (deterministic).  ``reward[:, j]`` is the predicted mean reward for
     ``future_actions[:, j]``.  With ``return_frames``, also ``image uint8
     [P, H, 64, 64, C]``.  ``state`` is read, never written.
+
+    The rollout is traced once per horizon ``H``, unrolled over its steps;
+    with ``jit_compile`` XLA compiles it (once per ``P`` and ``H``), fusing
+    each step's elementwise work: the same computation, equal up to float
+    rounding, ~10% faster on CPU (``benchmarks/bench_planet.py``).  Sampled
+    noise then comes from XLA's generator: the same distribution, another
+    stream than without XLA.
     """
     model.build(strategy)
     noise = _noise(model, sample, salt=2)
-    action_spec = tf.TensorSpec([None, None, model.action_dim], tf.float32)
 
-    @tf.function(input_signature=[action_spec, _state_signature(model)])
     def rollout(actions, state):
         proposals = tf.shape(actions)[0]
         start = {key: tf.repeat(value, proposals, axis=0) for key, value in state.items()}
@@ -184,9 +190,24 @@ def create_planet_predict_fn(
             predictions["image"] = model.frames(features)
         return predictions
 
+    rollouts: dict[int, Any] = {}  # horizon -> compiled rollout, unrolled over that horizon
+
+    def compiled(horizon: int):
+        if horizon not in rollouts:
+            action_spec = tf.TensorSpec([None, horizon, model.action_dim], tf.float32)
+            rollouts[horizon] = tf.function(
+                rollout, input_signature=[action_spec, _state_signature(model)],
+                jit_compile=jit_compile,
+            )
+        return rollouts[horizon]
+
     def predict_fn(future_actions: np.ndarray, state: State) -> Predictions:
         actions = _checked_actions(model, future_actions, "future_actions", ndim=3)
-        predictions = rollout(actions, _checked_state(model, state))
+        if not actions.shape[0] or not actions.shape[1]:
+            raise ValueError(
+                f"future_actions is {actions.shape}; predict_fn needs P >= 1 proposals of H >= 1 steps"
+            )
+        predictions = compiled(actions.shape[1])(actions, _checked_state(model, state))
         return {key: value.numpy() for key, value in predictions.items()}
 
     return predict_fn

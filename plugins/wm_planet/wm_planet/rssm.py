@@ -14,8 +14,8 @@ One step with action ``a`` (the action that led to the next frame):
 
 The stochastic state is drawn by reparameterisation from the ``noise``
 generator when one is given, and is the distribution mean otherwise.
-Sequences are time-major inside :func:`tf.scan` and batch-major outside:
-``[B, T, ...]``.
+Sequences are batch-major, ``[B, T, ...]`` (time-major only inside
+:func:`tf.scan`).
 """
 
 from __future__ import annotations
@@ -141,12 +141,25 @@ class RSSM(tf.Module):
     def imagine(
         self, action: tf.Tensor, state: State, noise: tf.random.Generator | None = None
     ) -> State:
-        """Open-loop prior rollout: ``action [B, H, A]`` from ``state`` → states ``[B, H, ...]``."""
+        """Open-loop prior rollout: ``action [B, H, A]`` from ``state`` → states ``[B, H, ...]``.
+
+        A horizon known when tracing (``action.shape[1]``) is unrolled into
+        ``H`` plain steps (no loop, no transposes: cheaper for the short
+        horizons of planning); an unknown one runs in :func:`tf.scan`.  Both
+        compute the same steps and draw the same noise in the same order.
+        """
 
         def step(state, action):
             return self.prior_step(state, action, noise)[0]
 
-        return _batch_major(tf.scan(step, _time_major(action), initializer=state))
+        horizon = action.shape[1]
+        if horizon is None:
+            return _batch_major(tf.scan(step, _time_major(action), initializer=state))
+        states = []
+        for index in range(horizon):
+            state = step(state, action[:, index])
+            states.append(state)
+        return {key: tf.stack([each[key] for each in states], 1) for key in state}
 
 
 def _time_major(tensor: tf.Tensor) -> tf.Tensor:
