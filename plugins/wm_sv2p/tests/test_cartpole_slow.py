@@ -1,114 +1,90 @@
-"""Short SV2P training on real cartpole-swingup episodes, against naive baselines.
+"""Short CPU training on real cartpole-balance episodes, against naive baselines.
 
-Random-action episodes of ``dmc:cartpole-swingup`` (action repeat 8) are
-collected; a small SV2P is trained briefly on some and evaluated on held-out
-ones: from many context windows it predicts ``HORIZON`` rows under the true
+Random-action episodes of ``dmc:cartpole-balance`` (action repeat 8) are
+collected: the pole starts upright and falls, so the reward (summed over
+the 8 repeats) swings from ~8 down to ~0 and back as the pole passes the
+top; the pole's angle is visible in the frame.
+A small SV2P is trained briefly (the paper's first, deterministic phase:
+``z`` from the prior) on some episodes and evaluated on held-out ones: from
+every other context window it predicts ``HORIZON`` rows under the true
 actions.  Baselines: copying the last context frame, and predicting the
-training mean reward.  The numbers are printed (``pytest -s``); only what
-reliably holds after this little training is asserted.
+training mean reward.  The numbers are printed (``pytest -s``).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from types import SimpleNamespace
-
-import gymnasium as gym
 import numpy as np
 import pytest
 
 from wm_core import npz
+from wm_core.planners import Random
+from wm_core.simulate import simulate
+from wm_core.tasks import DeepMindControl
 from wm_sv2p import SV2P, KLSchedule, create_train_fn
 
 HORIZON = 4
-TRAIN_EPISODES, HELD_OUT_EPISODES = 6, 2
-# cartpole's action space, without building an environment in this process
-CARTPOLE_ACTIONS = SimpleNamespace(action_space=gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+TRAIN_EPISODES, HELD_OUT_EPISODES = 8, 3
+TRAIN_STEPS = 500
+WINDOW_STRIDE = 2
+# Over seeds 0-2 this training reliably beats copying the last frame, but
+# not the constant mean reward (reward MSE 0.78-1.07x the constant's): the
+# reward assertion only bounds how much worse than the constant it may be.
+REWARD_BOUND = 1.1
+MODEL = dict(base_channels=8, num_masks=4, lstm_kernel=3, cdna_kernel=5)
 
 
-# MuJoCo rendering and TensorFlow segfault when loaded in one process on this
-# machine (EGL and OSMesa alike), so episodes are collected in a child process
-# that never imports TensorFlow, and handed over as .npz files.
-_COLLECT = """
-import sys
-import numpy as np
-from wm_core import npz, spaces
-from wm_core.tasks import DeepMindControl
-
-directory, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-task = DeepMindControl("cartpole", "swingup", action_repeat=8)
-rng = np.random.default_rng(seed)
-size = spaces.action_dim(task.action_space)
-episodes = []
-for index in range(count):
-    env = task.create_env()
-    observation, _ = env.reset(seed=seed + index)
-    images, actions, rewards = [observation["image"]], [np.zeros(size, np.float32)], [0.0]
-    done = False
-    while not done:
-        action = spaces.sample_action_vectors(task.action_space, rng)
-        observation, reward, terminated, truncated, _ = env.step(
-            spaces.to_env_action(task.action_space, action))
-        images.append(observation["image"]); actions.append(action); rewards.append(reward)
-        done = terminated or truncated
-    env.close()
-    episodes.append({"image": np.stack(images), "action": np.stack(actions).astype(np.float32),
-                     "reward": np.array(rewards, np.float32)})
-npz.save_dictionaries(episodes, directory)
-"""
-
-
-def collect(directory, count: int, seed: int) -> list[dict]:
-    """``count`` random-action cartpole-swingup episodes, saved under ``directory``."""
-    environment = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    subprocess.run(
-        [sys.executable, "-c", _COLLECT, str(directory), str(count), str(seed)],
-        check=True, env=environment, timeout=300,
-    )
-    return npz.load_dictionaries(str(directory))
+def collect(task: DeepMindControl, count: int, seed: int) -> list[dict]:
+    """``count`` uniformly random-action episodes (episode ``i`` reset with ``seed + i``)."""
+    episodes, _, _ = simulate(task, Random(task, seed=seed), count, seed=seed)
+    return [{key: episode[key] for key in ("image", "action", "reward")} for episode in episodes]
 
 
 def evaluate(model: SV2P, episodes: list[dict], mean_reward: float) -> dict[str, float]:
-    """Mean squared errors of the model and the baselines over held-out windows."""
+    """Mean squared errors of the model and the baselines over held-out windows.
+
+    Frames are compared in ``[0, 1]``; every window predicts rows
+    ``start .. start + HORIZON - 1`` from rows ``start - input_length .. start - 1``.
+    """
     errors = {name: [] for name in ("frame", "copy_last_frame", "reward", "constant_reward")}
     for episode in episodes:
-        starts = range(model.input_length, len(episode["reward"]) - HORIZON, 3)
-        for start in starts:
-            context = slice(start - model.input_length, start)
+        for start in range(model.input_length, len(episode["reward"]) - HORIZON + 1, WINDOW_STRIDE):
+            context, future = slice(start - model.input_length, start), slice(start, start + HORIZON)
             state = model.observe(
                 episode["image"][context], episode["action"][context], episode["reward"][context],
                 model.reset(seed=start),
             )
-            future = slice(start, start + HORIZON)
             predictions = model.predict(episode["action"][future][None], state, return_frames=True)
-            truth = episode["image"][future].astype(np.float32) / 255
-            last = episode["image"][start - 1].astype(np.float32) / 255
-            errors["frame"].append(np.mean((predictions["image"][0] / 255 - truth) ** 2))
-            errors["copy_last_frame"].append(np.mean((last - truth) ** 2))
-            errors["reward"].append(np.mean((predictions["reward"][0] - episode["reward"][future]) ** 2))
-            errors["constant_reward"].append(np.mean((mean_reward - episode["reward"][future]) ** 2))
+            truth = episode["image"][future] / 255.0
+            rewards = episode["reward"][future]
+            errors["frame"].append(np.mean((predictions["image"][0] / 255.0 - truth) ** 2))
+            errors["copy_last_frame"].append(np.mean((episode["image"][start - 1] / 255.0 - truth) ** 2))
+            errors["reward"].append(np.mean((predictions["reward"][0] - rewards) ** 2))
+            errors["constant_reward"].append(np.mean((mean_reward - rewards) ** 2))
     return {name: float(np.mean(values)) for name, values in errors.items()}
 
 
-@pytest.mark.slow
-def test_short_cartpole_training_improves_frame_predictions(tmp_path):
-    train = collect(tmp_path / "episodes", TRAIN_EPISODES, seed=0)
-    held_out = collect(tmp_path / "held_out", HELD_OUT_EPISODES, seed=100)
+def train_and_evaluate(directory, seed: int, train_steps: int = TRAIN_STEPS) -> dict[str, float]:
+    """Collect, train ``train_steps`` steps from scratch, evaluate on held-out episodes."""
+    task = DeepMindControl("cartpole", "balance", action_repeat=8)
+    train = collect(task, TRAIN_EPISODES, seed=seed)
+    held_out = collect(task, HELD_OUT_EPISODES, seed=seed + 1000)
+    npz.save_dictionaries(train, str(directory / "episodes"))
     mean_reward = float(np.mean(np.concatenate([episode["reward"][1:] for episode in train])))
 
     model = SV2P(
-        task=CARTPOLE_ACTIONS, input_length=2, output_length=HORIZON, model_dir=str(tmp_path / "model"),
-        base_channels=8, num_masks=4, lstm_kernel=3, cdna_kernel=5,
+        task=task, input_length=2, output_length=HORIZON, model_dir=str(directory / "model"), **MODEL
     )
-    untrained = evaluate(model, held_out, mean_reward)
-    schedule = KLSchedule(deterministic_steps=100, posterior_steps=50, kl_ramp_steps=50, kl_weight=1e-3)
-    train_fn = create_train_fn(model, train_steps=200, batch=8, learning_rate=2e-3, kl_schedule=schedule)
-    train_fn(str(tmp_path / "episodes"))
-    trained = evaluate(model, held_out, mean_reward)
-    print(f"\ncartpole-swingup held-out MSE, untrained: {untrained}\n  after 200 steps: {trained}")
+    schedule = KLSchedule(deterministic_steps=train_steps, posterior_steps=0, kl_ramp_steps=0)
+    train_fn = create_train_fn(
+        model, train_steps=train_steps, batch=8, learning_rate=1e-3, kl_schedule=schedule, seed=seed
+    )
+    train_fn(str(directory / "episodes"))
+    return evaluate(model, held_out, mean_reward)
 
-    assert trained["frame"] < 0.5 * untrained["frame"]
-    assert trained["reward"] < trained["constant_reward"] * 1.5
+
+@pytest.mark.slow
+def test_short_training_beats_copying_frames(tmp_path):
+    errors = train_and_evaluate(tmp_path, seed=0)
+    print(f"\ncartpole-balance held-out MSE after {TRAIN_STEPS} steps: {errors}")
+    assert errors["frame"] < errors["copy_last_frame"], errors
+    assert errors["reward"] < REWARD_BOUND * errors["constant_reward"], errors

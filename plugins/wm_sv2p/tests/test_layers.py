@@ -23,16 +23,35 @@ def test_int32_images_are_rejected_not_read_as_black():
         to_unit_float(tf.constant([[255]], tf.int32))
 
 
+def one_hot_weights(batch: int, size: int, count: int, chosen: int) -> tf.Tensor:
+    """Per-pixel blend weights ``[batch, size, size, count]`` selecting transformation ``chosen``."""
+    weights = np.zeros((batch, size, size, count), np.float32)
+    weights[..., chosen] = 1.0
+    return tf.constant(weights)
+
+
 def test_identity_kernel_keeps_frame_and_shift_kernel_moves_it_one_pixel():
     frame = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
     kernels = np.zeros((2, 3, 3, 2), np.float32)
     kernels[:, 1, 1, 0] = 1.0  # identity
     kernels[:, 1, 0, 1] = 1.0  # output(x) = input(x - 1): content moves right
-    moved = apply_kernels(tf.constant(frame), tf.constant(kernels)).numpy()
-    assert moved.shape == (2, 4, 4, 3, 2)
-    np.testing.assert_array_equal(moved[..., 0], frame)
-    np.testing.assert_array_equal(moved[:, :, 1:, :, 1], frame[:, :, :-1])
-    np.testing.assert_array_equal(moved[:, :, 0, :, 1], 0.0)
+    kept = apply_kernels(tf.constant(frame), tf.constant(kernels), one_hot_weights(2, 4, 2, 0))
+    moved = apply_kernels(tf.constant(frame), tf.constant(kernels), one_hot_weights(2, 4, 2, 1))
+    assert moved.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(kept.numpy(), frame)
+    np.testing.assert_array_equal(moved.numpy()[:, :, 1:], frame[:, :, :-1])
+    np.testing.assert_array_equal(moved.numpy()[:, :, 0], 0.0)
+
+
+def test_transformations_are_blended_per_pixel():
+    frame = np.arange(1 * 4 * 4 * 2, dtype=np.float32).reshape(1, 4, 4, 2)
+    kernels = np.zeros((1, 3, 3, 2), np.float32)
+    kernels[:, 1, 1, 0] = 1.0  # identity
+    kernels[:, 1, 1, 1] = 0.5  # half the brightness
+    weights = np.random.default_rng(0).uniform(0, 1, (1, 4, 4, 2)).astype(np.float32)
+    blended = apply_kernels(tf.constant(frame), tf.constant(kernels), tf.constant(weights))
+    expected = frame * (weights[..., :1] + 0.5 * weights[..., 1:])
+    np.testing.assert_allclose(blended.numpy(), expected, rtol=1e-6)
 
 
 def test_each_example_gets_its_own_kernels():
@@ -40,25 +59,26 @@ def test_each_example_gets_its_own_kernels():
     kernels = np.zeros((2, 3, 3, 1), np.float32)
     kernels[0, 1, 1, 0] = 1.0
     kernels[1, 1, 1, 0] = 0.5
-    moved = apply_kernels(tf.constant(frame), tf.constant(kernels)).numpy()
+    moved = apply_kernels(tf.constant(frame), tf.constant(kernels), one_hot_weights(2, 4, 1, 0)).numpy()
     np.testing.assert_array_equal(moved[0], 1.0)
     np.testing.assert_array_equal(moved[1], 0.5)
 
 
 def test_cdna_kernels_are_non_negative_and_sum_to_one():
     cdna = CDNA(num_masks=3, kernel=5)
-    kernels = cdna.normalized_kernels(tf.random.normal([4, 2, 2, 8], seed=1)).numpy()
+    kernels = cdna(tf.random.normal([4, 2, 2, 8], seed=1)).numpy()
     assert kernels.shape == (4, 5, 5, 3)
     assert kernels.min() >= 0.0
     np.testing.assert_allclose(kernels.sum(axis=(1, 2)), 1.0, rtol=1e-5)
 
 
 def test_composite_is_the_softmax_weighted_blend():
-    candidates = np.zeros((1, 1, 1, 1, 2), np.float32)
-    candidates[..., 0], candidates[..., 1] = 0.2, 1.0
-    logits = np.array([[[[0.0, np.log(3.0)]]]], np.float32)  # weights 1/4, 3/4
-    blended = composite(tf.constant(candidates), tf.constant(logits)).numpy()
-    np.testing.assert_allclose(blended, [[[[0.2 / 4 + 3 / 4]]]], rtol=1e-6)
+    frame = np.full((1, 1, 1, 1), 0.2, np.float32)
+    generated = np.full((1, 1, 1, 1), 1.0, np.float32)
+    kernels = np.full((1, 1, 1, 1), 0.5, np.float32)  # the one transformation: 0.1
+    logits = np.log(np.array([[[[1.0, 3.0, 4.0]]]], np.float32))  # weights 1/8, 3/8, 4/8
+    blended = composite(*map(tf.constant, (frame, generated, kernels, logits))).numpy()
+    np.testing.assert_allclose(blended, [[[[0.2 / 8 + 3 / 8 + 0.1 * 4 / 8]]]], rtol=1e-6)
 
 
 def test_kl_schedule_has_three_phases():

@@ -2,8 +2,9 @@
 
 * :class:`ConvLSTM` — a convolutional LSTM cell with layer-normalised output.
 * :class:`CDNA` — predicts ``num_masks`` normalised ``k x k`` kernels per
-  example from the bottleneck and applies them to the previous frame.
-* :func:`composite` — blends candidate images with softmax masks.
+  example from the bottleneck.
+* :func:`composite` — blends the previous frame, a generated image and the
+  kernels' transformations of the previous frame with softmax masks.
 
 All tensors are channels-last ``float32``; images are in ``[0, 1]``.
 """
@@ -48,13 +49,12 @@ class ConvLSTM(tf_keras.layers.Layer):
 
 
 class CDNA(tf_keras.layers.Layer):
-    """Convolutional dynamic neural advection.
+    """Convolutional dynamic neural advection: per-example transformation kernels.
 
-    ``call(previous_frame [B, H, W, C], bottleneck [B, h, w, D])`` returns
-    ``[B, H, W, C, num_masks]``: the previous frame convolved with each of
-    ``num_masks`` per-example kernels predicted from the bottleneck.  Kernels
-    are made non-negative and normalised to sum to one, so each
-    transformation moves pixel mass without creating it.
+    ``call(bottleneck [B, h, w, D])`` returns ``[B, k, k, num_masks]``
+    kernels predicted from the bottleneck, made non-negative and normalised
+    to sum to one, so each transformation moves pixel mass without creating
+    it.  :func:`composite` applies them to the previous frame.
     """
 
     def __init__(self, num_masks: int, kernel: int = 5, **kwargs):
@@ -63,25 +63,25 @@ class CDNA(tf_keras.layers.Layer):
         self.kernel = kernel
         self.kernels = tf_keras.layers.Dense(num_masks * kernel * kernel)
 
-    def normalized_kernels(self, bottleneck: tf.Tensor) -> tf.Tensor:
-        """``[B, k, k, num_masks]`` non-negative kernels, each summing to one."""
+    def call(self, bottleneck: tf.Tensor) -> tf.Tensor:
         batch = tf.shape(bottleneck)[0]
         flat = tf.reshape(bottleneck, [batch, -1])
         raw = tf.reshape(self.kernels(flat), [batch, self.kernel, self.kernel, self.num_masks])
         positive = tf.nn.relu(raw - _RELU_SHIFT) + _RELU_SHIFT
         return positive / tf.reduce_sum(positive, axis=[1, 2], keepdims=True)
 
-    def call(self, previous_frame: tf.Tensor, bottleneck: tf.Tensor) -> tf.Tensor:
-        kernels = self.normalized_kernels(bottleneck)
-        return apply_kernels(previous_frame, kernels)
 
+def apply_kernels(frame: tf.Tensor, kernels: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Convolve each example's frame with its own kernels and blend the results.
 
-def apply_kernels(frame: tf.Tensor, kernels: tf.Tensor) -> tf.Tensor:
-    """Convolve each example's frame with its own kernels (one depthwise conv).
+    ``frame [B, H, W, C]``, ``kernels [B, k, k, M]``, per-pixel ``weights
+    [B, H, W, M]`` → ``[B, H, W, C]``:
+    ``sum_m weights[..., m] * conv(frame, kernels[..., m])`` (zero padding).
 
-    ``frame [B, H, W, C]``, ``kernels [B, k, k, M]`` → ``[B, H, W, C, M]``.
     The batch is moved into the channel axis so a single depthwise
-    convolution applies every example's kernels to that example only.
+    convolution applies every example's kernels to that example only; the
+    blend is done in that channel-major layout, so the ``M`` transformed
+    frames are never transposed back.
     """
     batch = tf.shape(frame)[0]
     height, width, channels = frame.shape[1], frame.shape[2], frame.shape[3]
@@ -90,14 +90,25 @@ def apply_kernels(frame: tf.Tensor, kernels: tf.Tensor) -> tf.Tensor:
     depthwise = tf.transpose(kernels, [1, 2, 0, 3])  # [k, k, B, M]
     moved = tf.nn.depthwise_conv2d(per_channel, depthwise, [1, 1, 1, 1], "SAME")
     moved = tf.reshape(moved, [channels, height, width, batch, num_masks])
-    return tf.transpose(moved, [3, 1, 2, 0, 4])
+    pixel_weights = tf.transpose(weights, [1, 2, 0, 3])  # [H, W, B, M]
+    blended = tf.reduce_sum(moved * pixel_weights[None], axis=-1)  # [C, H, W, B]
+    return tf.transpose(blended, [3, 1, 2, 0])
 
 
-def composite(candidates: tf.Tensor, mask_logits: tf.Tensor) -> tf.Tensor:
-    """Blend ``candidates [B, H, W, C, K]`` with ``softmax(mask_logits [B, H, W, K])``.
+def composite(
+    frame: tf.Tensor, generated: tf.Tensor, kernels: tf.Tensor, mask_logits: tf.Tensor
+) -> tf.Tensor:
+    """The next frame: ``softmax(mask_logits [B, H, W, M + 2])`` blends the
+    previous ``frame`` (mask 0, the static background), the ``generated``
+    image (mask 1) and the ``M`` transformations of ``frame`` by ``kernels
+    [B, k, k, M]`` (masks ``2 ..``).
 
-    Returns ``[B, H, W, C]``; every pixel is a convex combination of the
-    candidates' pixels at that position.
+    ``frame`` and ``generated`` are ``[B, H, W, C]``; returns ``[B, H, W, C]``,
+    every pixel a convex combination of the candidates' pixels there.
     """
     masks = tf.nn.softmax(mask_logits, axis=-1)
-    return tf.reduce_sum(candidates * masks[:, :, :, None, :], axis=-1)
+    return (
+        masks[..., :1] * frame
+        + masks[..., 1:2] * generated
+        + apply_kernels(frame, kernels, masks[..., 2:])
+    )

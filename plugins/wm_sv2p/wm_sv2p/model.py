@@ -12,7 +12,8 @@ One step (Finn et al. 2016, CDNA variant; Babaeizadeh et al. 2018 latent):
   the previous frame (the static background), a directly generated image and
   ``num_masks`` CDNA transformations of the previous frame (kernels predicted
   from the bottleneck);
-* reward head: conv + global average pool + MLP on the bottleneck state.
+* reward head: conv + MLP on the flattened bottleneck state (not pooled:
+  where things are matters, e.g. how high a pole's tip is).
 
 Step ``k`` takes frame ``x_k`` and the action ``a_{k+1}`` that leads from it
 (episode rows, see :mod:`wm_core.contracts`) and predicts ``x_{k+1}`` and
@@ -126,13 +127,12 @@ class FramePredictor(tf_keras.Model):
         hidden6 = lstm(5, self.decode_eighth(bottleneck))
         hidden7 = lstm(6, self.decode_quarter(tf.concat([hidden6, hidden4], -1)))
         full = self.norms[1](self.decode_half(tf.concat([hidden7, hidden2], -1)))
-        candidates = tf.concat(
-            [frame[..., None], self.generate(full)[..., None], self.cdna(frame, bottleneck)],
-            axis=-1,
+        next_frame = composite(
+            frame, self.generate(full), self.cdna(bottleneck), self.mask_logits(full)
         )
-        next_frame = composite(candidates, self.mask_logits(full))
-        pooled = tf.reduce_mean(self.reward_conv(bottleneck), axis=[1, 2])
-        reward = self.reward_out(self.reward_hidden(pooled))[:, 0]
+        features = self.reward_conv(bottleneck)
+        flat = tf.reshape(features, [tf.shape(features)[0], -1])
+        reward = self.reward_out(self.reward_hidden(flat))[:, 0]
         return next_frame, reward, tuple(new_state)
 
     def observe_context(
@@ -165,14 +165,17 @@ class FramePredictor(tf_keras.Model):
         state: LSTMState,
         true_frames: tf.Tensor | None = None,
         true_frame_probability: tf.Tensor | float = 0.0,
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        keep_frames: bool = True,
+    ) -> tuple[tf.Tensor | None, tf.Tensor]:
         """Roll out ``future_actions [B, T, A]`` from ``last_frame [B,H,W,C]``.
 
         Each step feeds the previous prediction back in; with
         ``true_frames [B, T, H, W, C]`` (scheduled sampling) each example
         instead reads the true previous frame with probability
         ``true_frame_probability``.  Returns ``(frames [B, T, H, W, C],
-        rewards [B, T])``.  ``T`` may be dynamic (one ``tf.while_loop``).
+        rewards [B, T])``; with ``keep_frames=False`` the predicted frames
+        are only fed back, not kept, and ``frames`` is ``None``.  ``T`` may
+        be dynamic (one ``tf.while_loop``).
         """
         batch = tf.shape(future_actions)[0]
         horizon = tf.shape(future_actions)[1]
@@ -181,7 +184,8 @@ class FramePredictor(tf_keras.Model):
 
         def body(index, frame, state, frames, rewards):
             next_frame, reward, state = self.step(frame, future_actions[:, index], latent, state)
-            frames = frames.write(index, next_frame)
+            if keep_frames:
+                frames = frames.write(index, next_frame)
             rewards = rewards.write(index, reward)
             if true_frames is not None:
                 use_truth = tf.random.uniform([batch]) < true_frame_probability
@@ -193,10 +197,10 @@ class FramePredictor(tf_keras.Model):
             body,
             (tf.constant(0), last_frame, state, frames, rewards),
         )
-        return (
-            tf.transpose(frames.stack(), [1, 0, 2, 3, 4]),
-            tf.transpose(rewards.stack(), [1, 0]),
-        )
+        rewards = tf.transpose(rewards.stack(), [1, 0])
+        if not keep_frames:
+            return None, rewards
+        return tf.transpose(frames.stack(), [1, 0, 2, 3, 4]), rewards
 
     def prior_latent(self, batch: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """``z ~ N(0, I)``, ``[batch, h, w, L]``, drawn statelessly from ``seed [2]``."""

@@ -29,6 +29,7 @@ zero actions and rewards ("nothing moved").
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gin
@@ -113,15 +114,21 @@ class SV2P(WorldModel):
         self._restored: str | None = None
         self._trainer: Trainer | None = None
         height, width, channels = self.frame_size
-        self._predict_graph = tf.function(
-            self._predict_batch,
-            input_signature=[
-                tf.TensorSpec([self.input_length, height, width, channels], tf.uint8),
-                tf.TensorSpec([self.input_length, self.action_dim], tf.float32),
-                tf.TensorSpec([2], tf.int64),
-                tf.TensorSpec([None, None, self.action_dim], tf.float32),
-            ],
-        )
+        signature = [
+            tf.TensorSpec([self.input_length, height, width, channels], tf.uint8),
+            tf.TensorSpec([self.input_length, self.action_dim], tf.float32),
+            tf.TensorSpec([2], tf.int64),
+            tf.TensorSpec([None, None, self.action_dim], tf.float32),
+        ]
+        # One compiled prediction with frames, one without (planners need
+        # only rewards: no frames are kept, converted or copied out).
+        self._predict_graphs = {
+            return_frames: tf.function(
+                functools.partial(self._predict_batch, return_frames=return_frames),
+                input_signature=signature,
+            )
+            for return_frames in (False, True)
+        }
         self.restore_newest()
 
     # ------------------------------------------------------------------ checkpoints
@@ -183,7 +190,8 @@ class SV2P(WorldModel):
         future_actions = self._check_future_actions(future_actions)
         image, action = self._padded_context(state)
         seed = np.array([state["seed"], state["observed"]], np.int64)
-        outputs = self._run(image, action, seed, future_actions)
+        graph = self._predict_graphs[bool(return_frames)]
+        outputs = self._run(graph, image, action, seed, future_actions)
         predictions = {"reward": outputs["reward"].astype(np.float32)}
         if return_frames:
             predictions["image"] = outputs["image"]
@@ -197,7 +205,7 @@ class SV2P(WorldModel):
 
     # ------------------------------------------------------------------ internals
 
-    def _predict_batch(self, context_image, context_action, seed, future_actions):
+    def _predict_batch(self, context_image, context_action, seed, future_actions, return_frames):
         frames = to_unit_float(context_image)[None]
         latent = self.network.prior_latent(1, seed)
         _, _, state = self.network.observe_context(frames, context_action[None], latent)
@@ -207,15 +215,18 @@ class SV2P(WorldModel):
             return tf.repeat(tensor, proposals, axis=0)
 
         images, rewards = self.network.imagine(
-            tile(frames[:, -1]), future_actions, tile(latent), tf.nest.map_structure(tile, state)
+            tile(frames[:, -1]), future_actions, tile(latent), tf.nest.map_structure(tile, state),
+            keep_frames=return_frames,
         )
+        if not return_frames:
+            return {"reward": rewards}
         return {"reward": rewards, "image": to_uint8(images)}
 
-    def _run(self, image, action, seed, future_actions) -> dict[str, np.ndarray]:
-        """The compiled prediction, proposals split across the strategy's replicas."""
+    def _run(self, graph, image, action, seed, future_actions) -> dict[str, np.ndarray]:
+        """The compiled prediction ``graph``, proposals split across the strategy's replicas."""
         replicas = self.strategy.num_replicas_in_sync
         if not self._distributed:
-            outputs = self._predict_graph(image, action, seed, future_actions)
+            outputs = graph(image, action, seed, future_actions)
             return {key: value.numpy() for key, value in outputs.items()}
         proposals = len(future_actions)
         padding = -proposals % replicas
@@ -224,7 +235,7 @@ class SV2P(WorldModel):
         distributed = self.strategy.experimental_distribute_values_from_function(
             lambda context: tf.constant(shards[context.replica_id_in_sync_group])
         )
-        outputs = self.strategy.run(self._predict_graph, args=(image, action, seed, distributed))
+        outputs = self.strategy.run(graph, args=(image, action, seed, distributed))
         return {
             key: np.concatenate(
                 [part.numpy() for part in self.strategy.experimental_local_results(value)]

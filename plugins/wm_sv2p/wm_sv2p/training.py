@@ -225,6 +225,14 @@ class Trainer:
                 f"the model expects ({self.model.action_dim},)"
             )
 
+    def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One optimisation step on ``batch`` (``image`` uint8 ``[batch, L, H, W, C]``,
+        ``action`` float32 ``[batch, L, A]``, ``reward`` float32 ``[batch, L]``,
+        ``L = input_length + output_length``); returns the step's mean metrics.
+        Reads and saves no checkpoint."""
+        return {key: float(value) for key, value in
+                self._distributed_step(self._distribute(batch)).items()}
+
     def __call__(self, data_path: str) -> None:
         """Train ``train_steps`` steps on the episodes under ``data_path``, then save."""
         self.restore_newest()
@@ -233,8 +241,7 @@ class Trainer:
         for _ in range(self.train_steps):
             batch = next(chunks)
             self._check_batch(batch, data_path)
-            metrics = {key: float(value) for key, value in
-                       self._distributed_step(self._distribute(batch)).items()}
+            metrics = self.train_step(batch)
             step = int(self.model.step.numpy())
             if not all(math.isfinite(value) for value in metrics.values()):
                 raise FloatingPointError(
