@@ -120,3 +120,14 @@ def test_hooks_see_every_episode_and_decision():
 def test_num_episodes_must_be_positive():
     with pytest.raises(ValueError, match="num_episodes must be >= 1, got 0"):
         simulate(PointTask(), Random(PointTask()), num_episodes=0)
+
+
+def test_a_given_environment_is_reused_and_left_open():
+    task = PointTask(length=3)
+    env = task.create_env()
+    closed = []
+    env.close = lambda: closed.append(True)
+    first, _, _ = simulate(task, Random(task, seed=0), seed=2, env=env)
+    second, _, _ = simulate(task, Random(task, seed=0), seed=2, env=env)
+    np.testing.assert_array_equal(first[0]["state"], second[0]["state"])
+    assert closed == []

@@ -73,6 +73,25 @@ def test_loop_collects_trains_and_evaluates_on_schedule(tmp_path):
     assert results["train_scores"][0] == pytest.approx(np.mean([e["reward"].sum() for e in episodes[:2]]))
 
 
+def test_one_environment_serves_all_episodes_of_a_phase(tmp_path):
+    class CountingTask(PointTask):
+        created = 0
+
+        def create_env(self):
+            CountingTask.created += 1
+            return super().create_env()
+
+    task = CountingTask(length=LENGTH)
+    planner = Random(task, seed=0)  # reads the action space: one env, once
+    CountingTask.created = 0
+    train_eval_loop(task, planner, planner, None, num_train_episodes_per_iteration=3,
+                    eval_every_n_iterations=1, num_eval_episodes=2, num_iterations=2,
+                    episodes_dir=str(tmp_path / "episodes"), model_dir=str(tmp_path / "model"),
+                    hooks=Hooks(create_plugin_manager(load_entry_points=False)))
+    assert len(saved(tmp_path, "train")) == 6 and len(saved(tmp_path, "eval")) == 4
+    assert CountingTask.created == 4  # one per phase per iteration, not one per episode
+
+
 def test_finished_run_does_nothing_and_a_longer_run_continues(tmp_path):
     run_loop(tmp_path)
     calls = []

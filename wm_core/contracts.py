@@ -67,7 +67,7 @@ model.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -152,12 +152,3 @@ class WorldModel:
     @property
     def train_fn(self) -> TrainFn:
         return self.train
-
-
-def functional_parts(model: WorldModel) -> Mapping[str, Callable[..., Any]]:
-    """The seed's keyword arguments for a planner: ``reset_fn`` & co."""
-    return {
-        "reset_fn": model.reset_fn,
-        "observe_fn": model.observe_fn,
-        "predict_fn": model.predict_fn,
-    }

@@ -86,13 +86,16 @@ def simulate(
     phase: str = "train",
     hooks: Hooks | None = None,
     first_episode_index: int = 0,
+    env: Any | None = None,
 ) -> tuple[list[Episode], list[list[Predictions | None]], float]:
     """Run ``num_episodes`` episodes of ``planner`` on ``task``.
 
     Episode ``i`` is reset with ``seed + i`` (the same seed goes to
     ``planner.reset``, so a ground-truth model can mirror the environment)
     and is numbered ``first_episode_index + i`` in hooks and in
-    ``planner.reset(episode_index=...)``.
+    ``planner.reset(episode_index=...)``.  ``env``: an environment of
+    ``task`` to reuse (the caller keeps and closes it); by default one is
+    created and closed here.
 
     :returns: ``(episodes, predictions, score)``: the episode dicts, per
         episode the per-decision predictions, and the mean undiscounted
@@ -101,7 +104,8 @@ def simulate(
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     hooks = hooks or active_hooks()
-    env = task.create_env()
+    owns_env = env is None
+    env = task.create_env() if owns_env else env
     episodes, predictions = [], []
     try:
         for index in range(num_episodes):
@@ -124,6 +128,7 @@ def simulate(
             episodes.append(episode)
             predictions.append(episode_predictions)
     finally:
-        env.close()
+        if owns_env:
+            env.close()
     score = float(np.mean([episode["reward"].sum() for episode in episodes]))
     return episodes, predictions, score

@@ -78,13 +78,21 @@ def _collect(
     """Top ``directory`` up to ``wanted`` episodes; returns the new ones and timings."""
     episodes, predictions = [], []
     start = time.perf_counter()
-    while (index := len(_saved_episodes(directory))) < wanted:
-        (episode,), (episode_predictions,), _ = simulate(
-            task, planner, 1, seed=seed + index, phase=phase, hooks=hooks, first_episode_index=index
-        )
-        npz.save_dictionaries([episode], directory)
-        episodes.append(episode)
-        predictions.append(episode_predictions)
+    env = None  # created only if an episode is missing; one for all of them
+    try:
+        while (index := len(_saved_episodes(directory))) < wanted:
+            if env is None:
+                env = task.create_env()
+            (episode,), (episode_predictions,), _ = simulate(
+                task, planner, 1, seed=seed + index, phase=phase, hooks=hooks,
+                first_episode_index=index, env=env,
+            )
+            npz.save_dictionaries([episode], directory)
+            episodes.append(episode)
+            predictions.append(episode_predictions)
+    finally:
+        if env is not None:
+            env.close()
     seconds = time.perf_counter() - start
     if not episodes:
         return episodes, predictions, {}

@@ -29,7 +29,7 @@ __all__ = ["DeepMindControl", "DeepMindControlEnv"]
 def _load_suite_environment(domain_name: str, task_name: str, time_limit: float | None):
     rendering.configure_mujoco_gl()
     try:
-        import dm_control._render  # picks the MUJOCO_GL backend on import
+        import dm_control._render  # noqa: F401  (picks the MUJOCO_GL backend on import)
     except (ImportError, RuntimeError) as error:
         raise rendering.NoGLBackendError(rendering.no_backend_message(error)) from error
     from dm_control import suite
