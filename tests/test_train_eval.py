@@ -138,6 +138,7 @@ RUN_SCRIPT = textwrap.dedent('''
 
     class HangingRandom(Random):
         def reset(self, **kwargs):
+            super().reset(**kwargs)
             if kwargs["episode_index"] == 3:
                 hang("collect")
 
@@ -170,7 +171,9 @@ def test_killed_run_resumes_without_losing_or_duplicating_episodes(tmp_path, han
         expected = npz.load_dictionaries(str(reference / "episodes" / phase))
         resumed = npz.load_dictionaries(str(killed / "episodes" / phase))
         assert len(resumed) == len(expected) == (6 if phase == "train" else 3)
-        # Same environment seed per episode index: the same start states, in order.
-        np.testing.assert_array_equal(
-            [episode["state"][0] for episode in expected], [episode["state"][0] for episode in resumed]
-        )
+        # Same environment and planner seeds per episode index: the same
+        # start states and the same actions, in order.
+        for key in ("state", "action"):
+            np.testing.assert_array_equal(
+                [episode[key] for episode in expected], [episode[key] for episode in resumed]
+            )

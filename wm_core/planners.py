@@ -16,6 +16,7 @@ episode even on the steps where the wrapper overrides its action.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import gin
@@ -45,16 +46,32 @@ Decision = tuple[np.ndarray, Predictions | None]
 
 
 class Planner:
-    """Base class: decides one ``float32 [A]`` action vector per call."""
+    """Base class: decides one ``float32 [A]`` action vector per call.
+
+    Randomness comes from ``self.rng``.  With a planner ``seed``, every
+    :meth:`reset` that carries the episode's ``seed`` restarts ``rng`` from
+    ``(planner seed, episode seed, class name)``: an episode's random draws
+    do not depend on the episodes that ran before it in this process (a
+    resumed run acts as the uninterrupted one would), and a wrapper and its
+    base given the same seed draw different numbers.  Subclasses that
+    override :meth:`reset` call ``super().reset(**kwargs)``.
+    """
 
     def __init__(self, task: Any, seed: int | None = None):
         self.task = task
         self.action_space = task.action_space
         self.action_dim = spaces.action_dim(self.action_space)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def reset(self, **kwargs: Any) -> None:
-        """Start of an episode; ``kwargs`` carries at least ``seed``."""
+        """Start of an episode; ``kwargs`` carries at least ``seed`` (the
+        episode's environment seed, an ``int >= 0``) and, from
+        :func:`~wm_core.simulate.simulate`, ``episode_index``."""
+        episode_seed = kwargs.get("seed")
+        if self.seed is not None and episode_seed is not None:
+            salt = zlib.crc32(type(self).__qualname__.encode())
+            self.rng = np.random.default_rng([self.seed, episode_seed, salt])
 
     def __call__(
         self, prev_image: np.ndarray, prev_action: np.ndarray, prev_reward: float
@@ -90,6 +107,7 @@ class ModelPlanner(Planner):
         self.state: State = None
 
     def reset(self, **kwargs: Any) -> None:
+        super().reset(**kwargs)
         self.state = self.reset_fn(**kwargs)
 
     def __call__(
@@ -124,6 +142,7 @@ class _Wrapper(Planner):
         self.base_planner = base_planner
 
     def reset(self, **kwargs: Any) -> None:
+        super().reset(**kwargs)
         self.base_planner.reset(**kwargs)
 
 
@@ -149,6 +168,7 @@ class RandomColdStart(_Wrapper):
         return self.episodes_started <= self.random_episodes
 
     def reset(self, **kwargs: Any) -> None:
+        Planner.reset(self, **kwargs)  # the base is reset only once warm
         numbered = kwargs.get("episode_index", -1) + 1
         self.episodes_started = max(self.episodes_started + 1, numbered)
         if not self.is_cold:
