@@ -80,7 +80,8 @@ class PopulationSearch(ModelPlanner):
         distribution shifted one step on (see ``Distribution.shifted``),
         instead of from the initial one.
     :param min_stdev: floor on a Gaussian's refitted stdev (action units).
-    :param seed: seeds the planner's own sampling.
+    :param seed: seeds the planner's own sampling (restarted every episode from
+        this seed and the episode's, see :class:`wm_core.planners.Planner`).
     :param plan_predict_fn: optional; called once per decision with the plan
         it acts on (the refitted mean, or per-step mode, ``[1, H, A]``) to make
         the returned prediction — e.g. a ``predict_fn`` that also decodes

@@ -235,7 +235,9 @@ class SV2P(WorldModel):
         distributed = self.strategy.experimental_distribute_values_from_function(
             lambda context: tf.constant(shards[context.replica_id_in_sync_group])
         )
-        outputs = self.strategy.run(graph, args=(image, action, seed, distributed))
+        # A plain callable: given the tf.function itself, MirroredStrategy.run
+        # binds the PerReplica value to its input signature and fails.
+        outputs = self.strategy.run(lambda *args: graph(*args), args=(image, action, seed, distributed))
         return {
             key: np.concatenate(
                 [part.numpy() for part in self.strategy.experimental_local_results(value)]
