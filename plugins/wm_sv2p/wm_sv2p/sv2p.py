@@ -356,6 +356,11 @@ def create_train_fn(
     :param scheduled_sampling_k: 0 feeds the model its own predictions after
         the context; ``k > 0`` feeds the true frame with probability
         ``k / (k + exp(step / k))``.
+    :param reward_weight: weight of the standardised reward error in the
+        loss.  That error trains only the reward decoder (no gradient reaches
+        the frame predictor), so this is not a trade-off against frame
+        quality; it scales the decoder's gradients against Adam's epsilon and
+        the shared ``clip_norm``.
     :param kl_schedule: the three-phase latent schedule (default
         :class:`~wm_sv2p.latent.KLSchedule` ``()``).
     """
