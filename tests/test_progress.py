@@ -41,12 +41,22 @@ def stderr_terminal(monkeypatch) -> Terminal:
     return stream
 
 
-def test_ci_silences_bars_even_on_a_terminal(monkeypatch, capfd):
+def plain_lines_match(output: str, episodes: list) -> None:
+    """One line per episode with its decisions and score, then one per training stretch."""
+    assert "\r" not in output  # no bar was drawn
+    lines = output.splitlines()
+    assert len(lines) == 3, lines
+    for index, (line, episode) in enumerate(zip(lines, episodes)):
+        score = f"{float(episode['reward'].sum()):.4g}"
+        assert re.fullmatch(rf"train episode {index}: {STEPS} decisions, score {score}, \d+\.\d s", line), line
+    assert re.fullmatch(r"train: steps 1-3, loss=0\.3333, \d+\.\d s", lines[2]), lines[2]
+
+
+def test_ci_gets_plain_lines_even_on_a_terminal(monkeypatch):
     monkeypatch.setenv("CI", "true")
     terminal = stderr_terminal(monkeypatch)
-    run_with(ProgressPlugin())
-    assert terminal.getvalue() == ""
-    assert capfd.readouterr().err == ""
+    episodes = run_with(ProgressPlugin())
+    plain_lines_match(terminal.getvalue(), episodes)
 
 
 def test_a_terminal_outside_ci_gets_bars(monkeypatch):
@@ -54,13 +64,14 @@ def test_a_terminal_outside_ci_gets_bars(monkeypatch):
     terminal = stderr_terminal(monkeypatch)
     run_with(ProgressPlugin())
     assert "train episode 1: 4 decisions" in terminal.getvalue()
+    assert "\r" in terminal.getvalue()
 
 
-def test_stderr_that_is_not_a_terminal_is_quiet(monkeypatch, capsys):
+def test_stderr_that_is_not_a_terminal_gets_plain_lines(monkeypatch, capsys):
     monkeypatch.delenv("CI", raising=False)
     assert not progress_enabled(io.StringIO())
-    run_with(ProgressPlugin())
-    assert capsys.readouterr().err == ""
+    episodes = run_with(ProgressPlugin())
+    plain_lines_match(capsys.readouterr().err, episodes)
 
 
 @pytest.mark.parametrize("value, enabled", [("", True), ("0", True), ("false", True), ("1", False)])

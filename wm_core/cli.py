@@ -10,7 +10,9 @@ is reported with the config file, the line, and how to install it.  The gin
 macros ``model_dir`` and ``episodes_dir`` are filled from ``--output_dir``
 (``<output_dir>/model``, ``<output_dir>/episodes``) and ``seed`` from
 ``--seed`` (default 0), overriding what the configs say; the run calls the gin-configured ``wm.train_eval_loop`` and
-leaves ``operative_config.gin`` in the output directory.
+leaves ``operative_config.gin`` in the output directory.  The run seed also
+seeds Python's and NumPy's global generators (:func:`seed_global_generators`),
+so with the shipped configs a run is reproducible from its seed.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import random
 import re
 import sys
 from typing import Sequence
 
 import gin
+import numpy as np
 
 from wm_core import registry
 
-__all__ = ["main", "run", "configure", "required_plugins", "PluginMissing", "ConfigError"]
+__all__ = [
+    "main", "run", "configure", "seed_global_generators", "required_plugins", "PluginMissing",
+    "ConfigError",
+]
 
 # Modules whose gin configurables every config may use.
 CORE_CONFIGURABLE_MODULES = (
@@ -123,6 +130,16 @@ def configure(
     return output_dir
 
 
+def seed_global_generators(seed: int) -> None:
+    """Seed the process-wide generators that libraries draw unseeded
+    randomness from: Python's ``random`` (TF-Keras picks the seeds of
+    unseeded weight initializers from it) and NumPy's legacy global one.
+    Everything of ours takes an explicit seed; this makes model weights
+    and third-party code follow ``--seed`` too."""
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def run(
     gin_files: Sequence[str], gin_params: Sequence[str], output_dir: str, seed: int | None = None
 ) -> dict:
@@ -132,6 +149,7 @@ def run(
 
     output_dir = configure(gin_files, gin_params, output_dir, seed)
     os.makedirs(output_dir, exist_ok=True)
+    seed_global_generators(gin.query_parameter("%seed"))
     hooks = Hooks(create_plugin_manager())
     return train_eval_loop(output_dir=output_dir, hooks=hooks)
 

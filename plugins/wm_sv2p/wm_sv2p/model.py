@@ -212,6 +212,7 @@ class FramePredictor(tf_keras.Model):
         state: LSTMState,
         true_frames: tf.Tensor | None = None,
         true_frame_probability: tf.Tensor | float = 0.0,
+        sampling_seed: tf.Tensor | None = None,
         keep_frames: bool = True,
     ) -> tuple[tf.Tensor | None, tf.Tensor]:
         """Roll out ``future_actions [B, T, A]`` from ``last_frame [B,H,W,C]``.
@@ -219,7 +220,8 @@ class FramePredictor(tf_keras.Model):
         Each step feeds the previous prediction back in; with
         ``true_frames [B, T, H, W, C]`` (scheduled sampling) each example
         instead reads the true previous frame with probability
-        ``true_frame_probability``.  Returns ``(frames [B, T, H, W, C],
+        ``true_frame_probability``, drawn statelessly from
+        ``sampling_seed`` (``int64 [2]``, required then).  Returns ``(frames [B, T, H, W, C],
         rewards [B, T])``; with ``keep_frames=False`` the predicted frames
         are only fed back, not kept, and ``frames`` is ``None``.  ``T`` may
         be dynamic (one ``tf.while_loop``).
@@ -235,7 +237,8 @@ class FramePredictor(tf_keras.Model):
                 frames = frames.write(index, next_frame)
             rewards = rewards.write(index, reward)
             if true_frames is not None:
-                use_truth = tf.random.uniform([batch]) < true_frame_probability
+                step_seed = tf.random.experimental.stateless_fold_in(sampling_seed, index)
+                use_truth = tf.random.stateless_uniform([batch], step_seed) < true_frame_probability
                 next_frame = tf.where(use_truth[:, None, None, None], true_frames[:, index], next_frame)
             return index + 1, next_frame, state, frames, rewards
 

@@ -363,6 +363,9 @@ def create_train_fn(
         the shared ``clip_norm``.
     :param kl_schedule: the three-phase latent schedule (default
         :class:`~wm_sv2p.latent.KLSchedule` ``()``).
+    :param seed: seeds the chunk sampling and all training noise (drawn
+        statelessly from ``(seed, step)`` per replica, so a restored run
+        draws what the uninterrupted one would have).
     """
     _check_strategy(model, strategy, "create_train_fn")
     return Trainer(

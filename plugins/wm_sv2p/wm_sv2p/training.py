@@ -61,20 +61,25 @@ def sequence_loss(
     input_length: int,
     reward_weight: float,
     scheduled_sampling_k: float,
+    seed: tf.Tensor,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Per-chunk losses ``[B]`` and per-chunk metrics (see module docs).
 
     ``chunk``: ``image`` uint8 ``[B, L, H, W, C]``, ``action`` float32
-    ``[B, L, A]``, ``reward`` float32 ``[B, L]``.
+    ``[B, L, A]``, ``reward`` float32 ``[B, L]``.  All sampling (latents,
+    scheduled sampling) is drawn statelessly from ``seed`` (``int64 [2]``).
     """
     frames = to_unit_float(chunk["image"])
     actions = tf.cast(chunk["action"], tf.float32)
     rewards = tf.cast(chunk["reward"], tf.float32)
     batch = tf.shape(frames)[0]
+    posterior_seed, prior_seed, sampling_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 3)
+    )
 
     mean, std = network.latent_tower(frames)
-    posterior = mean + std * tf.random.normal(tf.shape(mean))
-    prior = tf.random.normal(tf.shape(mean))
+    posterior = mean + std * tf.random.stateless_normal(tf.shape(mean), posterior_seed)
+    prior = tf.random.stateless_normal(tf.shape(mean), prior_seed)
     latent = tf.where(schedule.uses_posterior(step), posterior, prior)
     kl = kl_to_prior(mean, std)
 
@@ -89,6 +94,7 @@ def sequence_loss(
         state,
         true_frames=frames[:, input_length:] if scheduled_sampling_k else None,
         true_frame_probability=probability,
+        sampling_seed=sampling_seed,
     )
     predicted_frames = tf.concat([context_frames, future_frames], axis=1)
     predicted_rewards = tf.concat([context_rewards, future_rewards], axis=1)
@@ -174,6 +180,7 @@ class Trainer:
                 self.model.input_length,
                 self.reward_weight,
                 self.scheduled_sampling_k,
+                self._step_seed(),
             )
             loss = tf.reduce_sum(losses) / self.batch
         variables = network.trainable_variables
@@ -183,6 +190,13 @@ class Trainer:
         sums = {key: tf.reduce_sum(value) for key, value in metrics.items()}
         sums["grad_norm"] = norm * tf.cast(tf.shape(losses)[0], tf.float32)
         return sums
+
+    def _step_seed(self) -> tf.Tensor:
+        """This replica's sampling seed at this step, ``int64 [2]``: a run's
+        noise follows ``seed`` and the step count, also after a restore."""
+        replicas = self.model.strategy.num_replicas_in_sync
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        return tf.stack([tf.constant(self.seed, tf.int64), self.model.step * replicas + replica])
 
     def _distributed_step_fn(self, chunk) -> dict[str, tf.Tensor]:
         strategy = self.model.strategy
