@@ -23,8 +23,10 @@ reward MSE 1.00-1.01x the constant-mean baseline, with or without
 standardised targets, 8 or 64 hidden units), and a head on the predicted
 frame trained jointly pulled the frames towards what helps the reward
 (frame MSE 1.71x copying the last frame); reading
-stop-gradient frames (with standardised targets, seeds 0-2) gives
-0.45-0.57x and leaves the frames at 0.81-0.85x.
+stop-gradient frames (with standardised targets) gives 0.41-0.57x on
+seeds 0-2 and leaves the frames at 0.82-0.84x.  (The seed-0 comparisons
+were made before planners drew per-episode streams, on other random
+episodes of the same task.)
 
 Step ``k`` takes frame ``x_k`` and the action ``a_{k+1}`` that leads from it
 (episode rows, see :mod:`wm_core.contracts`) and predicts ``x_{k+1}`` and
