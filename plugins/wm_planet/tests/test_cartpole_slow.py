@@ -4,7 +4,7 @@ Random-action episodes of ``dmc:cartpole-balance`` (action repeat 8): the
 pole starts upright and falls, so the reward (0-8 per step) varies with the
 pole's angle, which the frames show (random swing-up episodes keep the pole
 down: too little reward variance to learn from).  After 300 training steps
-of 16×25 rows on 10 episodes, the model filters a prefix of each of 4
+of 16×25 rows on 20 episodes, the model filters a prefix of each of 4
 held-out episodes and predicts the next 10 steps open-loop from the actions
 alone, for windows starting every 3 steps (148 windows).  The reward
 prediction is the model's expected reward: the mean over 64 sampled
@@ -22,25 +22,30 @@ distribution, which falls back towards the mean reward where the model is
 unsure.  Latent overshooting (distance 10) did not fix it (still above the
 constant on seeds 3 and 4).  Twice the episodes at the same step count, and
 148 windows instead of 16 (the constant's own error moved 3.58 → 3.33 for
-seed 3 and 4.48 → 3.69 for seed 4 between the two window sets), make the
-comparison stable.
+seed 3 and 4.48 → 3.69 for seed 4 between the two window sets) made the
+comparison less noisy (on the episodes of the time).
 
-Measured on this shared 2-core machine with this file (MSE per window;
-model vs baseline, ratio), and, from a diagnostic run of the same training,
-the deterministic prior-mean rollout's reward MSE:
+Measured on this 2-core machine (MSE per window; model / baseline, ratio).
+The random episodes changed when planners began drawing a fresh random
+stream per episode (same seeds, other actions), and the results moved with
+them: with 10 training episodes the reward ratios became 0.89, 0.72, 1.31,
+0.73, 0.80 (seeds 0-4), so this test now trains on 20:
 
-====  =====================  ======================  ==================
-seed  reward / const         frames / copy-last      prior mean / const
-====  =====================  ======================  ==================
-0     1.78 / 2.08 (0.86)     138.6 / 195.1 (0.71)    1.33 / 2.08
-1     1.64 / 1.91 (0.86)     147.1 / 195.3 (0.75)    not run
-2     2.63 / 3.45 (0.76)     155.4 / 205.3 (0.76)    2.73 / 3.45
-3     2.77 / 3.29 (0.84)     139.0 / 176.7 (0.79)    3.97 / 3.29
-4     2.75 / 3.67 (0.75)     158.2 / 223.9 (0.71)    2.99 / 3.67
-====  =====================  ======================  ==================
+====  =====================  ======================
+seed  reward / const         frames / copy-last
+====  =====================  ======================
+0     1.80 / 2.27 (0.79)     142.9 / 181.2 (0.79)
+1     2.48 / 2.75 (0.90)     140.3 / 195.7 (0.72)
+2     1.99 / 1.90 (1.05)     157.9 / 204.2 (0.77)
+3     2.15 / 2.51 (0.86)     145.8 / 197.5 (0.74)
+4     1.30 / 2.16 (0.60)     128.3 / 177.3 (0.72)
+====  =====================  ======================
 
-Hence the asserted margin: the reward MSE below 0.9× the constant train
-mean's, and the frame MSE below 0.9× copying the last observed frame.
+The frames beat copying the last frame on every seed; the expected reward
+beats the constant on four seeds of five, not on seed 2: with this little
+data (20 episodes, 300 steps) the reward model is fragile.  Asserted on
+seed 0: the reward MSE below 0.9× the constant train mean's, and the frame
+MSE below 0.9× copying the last observed frame.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from wm_core import npz, planners, simulate, tasks
 from wm_planet import planet
 
 HORIZON, WINDOW_STRIDE, REWARD_SAMPLES = 10, 3, 64
-TRAIN_EPISODES, HELD_OUT_EPISODES, TRAIN_STEPS = 10, 4, 300
+TRAIN_EPISODES, HELD_OUT_EPISODES, TRAIN_STEPS = 20, 4, 300
 
 
 class CartpoleActions:
