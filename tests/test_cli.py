@@ -115,6 +115,14 @@ def test_missing_config_file_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "nope.gin does not exist" in result.stderr
 
 
+@pytest.mark.parametrize("flag, binding", [(["--seed", "-1"], []), ([], ["--gin_param", "seed = 'x'"])])
+def test_a_bad_run_seed_is_a_clear_error(tmp_path, flag, binding):
+    config = str(ROOT / "configs/tests/random_toy.gin")
+    result = wm_run("--gin_file", config, "--output_dir", str(tmp_path), *flag, *binding)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "wm-run: error: the run seed" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_plugins_command_lists_distributions_names_hooks_and_status():
     result = wm_run("plugins")
     assert result.returncode == 0, result.stderr

@@ -111,7 +111,8 @@ def configure(
     """Import the configs' plugins, parse them and fill the run macros.
 
     Returns the absolute output directory.  Raises :class:`PluginMissing`,
-    :class:`ConfigError` or ``FileNotFoundError`` with what to fix.
+    :class:`ConfigError` (also for a run seed outside ``[0, 2**32)``) or
+    ``FileNotFoundError`` with what to fix.
     """
     for path in gin_files:
         if not os.path.isfile(path):
@@ -127,6 +128,12 @@ def configure(
             gin.finalize()
         except (ValueError, SyntaxError, KeyError) as error:  # gin names the file and line
             raise ConfigError(str(error)) from error
+    run_seed = gin.query_parameter("%seed")
+    if isinstance(run_seed, bool) or not isinstance(run_seed, int) or not 0 <= run_seed < 2**32:
+        raise ConfigError(
+            f"the run seed (--seed, else the configs' `seed` macro) must be an integer in "
+            f"[0, 2**32), got {run_seed!r}"
+        )
     return output_dir
 
 
