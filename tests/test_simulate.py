@@ -58,7 +58,8 @@ class Recorder:
 def test_episode_format_and_dynamics():
     task = PointTask(length=6)
     (episode,), predictions, score = simulate(task, Random(task, seed=0), num_episodes=1, seed=4)
-    assert set(episode) == {"image", "action", "reward", "state"}
+    assert set(episode) == {"image", "action", "reward", "state", "seed"}
+    assert episode["seed"].dtype == np.int64 and (episode["seed"] == 4).all()
     assert episode["image"].shape == (7, 64, 64, 3) and episode["image"].dtype == np.uint8
     assert episode["action"].shape == (7, 1) and episode["action"].dtype == np.float32
     assert episode["reward"].shape == (7,) and episode["reward"].dtype == np.float32

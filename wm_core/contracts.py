@@ -14,7 +14,9 @@ axis of length ``T + 1``:
   ``image[t]``; row 0 is zeros.
 * ``reward`` ``float32 [T+1]`` — row ``t`` is the reward received for
   ``action[t]``; row 0 is zero.
-* extras a task adds (``discount``, ``state``...), same leading axis.
+* extras a task adds (``discount``, ``state``...), same leading axis;
+  :func:`wm_core.simulate.simulate` adds ``seed`` ``int64 [T+1]``, the seed
+  the environment was reset with, on every row (older files lack it).
 
 Actions
 -------

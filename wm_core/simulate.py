@@ -5,6 +5,13 @@ episode row ``t`` (``image[t]``, ``action[t]``, ``reward[t]``) and returns the
 action that becomes row ``t + 1``; ``predictions[e][t]`` is the prediction it
 made at that decision, whose row ``j`` refers to episode row ``t + 1 + j``.
 An episode of ``T`` steps has ``T + 1`` rows and ``T`` decisions.
+
+Every episode also carries ``seed`` ``int64 [T+1]``: the seed ``env.reset``
+was given, repeated on every row (extras share the time axis).  With it an
+episode can be replayed in its simulator (reset with ``seed``, step the
+recorded actions), which :mod:`wm_core.evaluation` does to score plans
+against ground truth.  Episodes saved before this column existed lack it;
+readers must not require it.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ def run_episode(
             **observation,
             "action": np.zeros(spaces.action_dim(space), np.float32),
             "reward": np.float32(0.0),
+            "seed": np.int64(seed),
         }
     ]
     predictions: list[Predictions | None] = []
@@ -72,7 +80,9 @@ def run_episode(
         observation, reward, terminated, truncated, _ = env.step(
             spaces.to_env_action(space, action)
         )
-        rows.append({**observation, "action": action, "reward": np.float32(reward)})
+        rows.append(
+            {**observation, "action": action, "reward": np.float32(reward), "seed": np.int64(seed)}
+        )
         done = terminated or truncated
     return _stack_rows(rows), predictions
 
