@@ -30,10 +30,17 @@ from wm_core import spaces
 from wm_core.contracts import ContractError, Predictions, State, WorldModel
 from wm_core.tasks.base import TaskEnv
 
-__all__ = ["OracleWorldModel"]
+__all__ = ["OracleWorldModel", "rewards_differ"]
 
 # Replayed rewards must match the observed ones to this (float32-rounded) tolerance.
 _REWARD_TOLERANCE = 1e-4
+
+
+def rewards_differ(replayed: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``bool`` mask: where a replayed reward is not the observed one (beyond
+    a relative float32-rounding tolerance)."""
+    replayed, observed = np.asarray(replayed), np.asarray(observed)
+    return np.abs(replayed - observed) > _REWARD_TOLERANCE * np.maximum(1.0, np.abs(observed))
 
 
 @gin.configurable(module="wm")
@@ -98,7 +105,7 @@ class OracleWorldModel(WorldModel):
         env_actions = spaces.to_env_actions(self.task.action_space, last_actions[skip:])
         replayed, simulator = self.env.replay(state["simulator"], env_actions)
         observed = last_rewards[skip:]
-        mismatch = np.abs(replayed - observed) > _REWARD_TOLERANCE * np.maximum(1.0, np.abs(observed))
+        mismatch = rewards_differ(replayed, observed)
         if mismatch.any():
             offset = int(np.argmax(mismatch))
             raise ContractError(
@@ -123,6 +130,12 @@ class OracleWorldModel(WorldModel):
         env_actions = spaces.to_env_actions(self.task.action_space, future_actions)
         rewards, images = self.env.rollout(state["simulator"], env_actions, self.render)
         return {"reward": rewards} if images is None else {"reward": rewards, "image": images}
+
+    def close(self) -> None:
+        """Close the private simulator copy (a later call builds a new one)."""
+        if self._env is not None:
+            self._env.close()
+            self._env = None
 
     def _checked_actions(self, actions: np.ndarray, ndim: int, what: str) -> np.ndarray:
         actions = np.asarray(actions, np.float32)
