@@ -3,6 +3,7 @@
     wm-run --gin_file CONFIG [--gin_file ...] [--gin_param 'cem.CEM.horizon=8' ...]
            --output_dir DIR [--seed N]
     wm-run plugins
+    wm-run evaluate --run_dir DIR [--num_states N] [--num_sequences K] [--horizon H] [--seed S]
 
 A config names the plugins it needs with gin ``import`` lines (``import
 wm_cem``); they are imported before any binding is parsed, so a missing one
@@ -13,6 +14,14 @@ macros ``model_dir`` and ``episodes_dir`` are filled from ``--output_dir``
 leaves ``operative_config.gin`` in the output directory.  The run seed also
 seeds Python's and NumPy's global generators (:func:`seed_global_generators`),
 so with the shipped configs a run is reproducible from its seed.
+
+``wm-run evaluate`` scores the planning quality of a run's world model
+against the task's simulator (:mod:`wm_core.evaluation`, ``docs/evaluation.md``):
+it rebuilds the run's eval planner from ``<run_dir>/operative_config.gin``,
+evaluates its world model on the run's eval episodes (the train episodes if
+there are none), and writes ``<run_dir>/evaluation/planning_quality.csv``
+and TensorBoard scalars under ``<run_dir>/summaries/evaluation``.  Here
+``--seed`` seeds the states and action sequences drawn (default 0).
 """
 
 from __future__ import annotations
@@ -31,8 +40,8 @@ import numpy as np
 from wm_core import registry
 
 __all__ = [
-    "main", "run", "configure", "seed_global_generators", "required_plugins", "PluginMissing",
-    "ConfigError",
+    "main", "run", "evaluate", "configure", "seed_global_generators", "required_plugins",
+    "PluginMissing", "ConfigError",
 ]
 
 # Modules whose gin configurables every config may use.
@@ -161,6 +170,112 @@ def run(
     return train_eval_loop(output_dir=output_dir, hooks=hooks)
 
 
+def evaluate(
+    run_dir: str,
+    num_states: int = 50,
+    num_sequences: int = 32,
+    horizon: int | None = None,
+    seed: int = 0,
+    out=None,
+):
+    """Evaluate the planning quality of a run's world model (see module docs).
+
+    ``horizon`` defaults to the eval planner's, else 12; the objective is the
+    planner's ``objective_fn`` (default ``DiscountedReward()``).  Returns the
+    :class:`~wm_core.evaluation.PlanningQuality` and the CSV's path.  Raises
+    :class:`~wm_core.evaluation.EvaluationError` for a directory that is not
+    a run, has no episodes, or whose learned model has no checkpoint.
+    Notes (which episodes are used) go to ``out`` (default ``sys.stdout``).
+    """
+    from wm_core import evaluation, summaries
+    from wm_core.train_eval import EVAL_SEED_OFFSET, _environment_steps
+
+    run_dir = os.path.abspath(run_dir)
+    config = os.path.join(run_dir, "operative_config.gin")
+    if not os.path.isfile(config):
+        what = "does not exist" if not os.path.isdir(run_dir) else "has no operative_config.gin"
+        raise evaluation.EvaluationError(f"run directory {run_dir} {what}: not a wm-run output directory")
+    configure([config], [], run_dir)
+    episodes_root = _loop_setting("episodes_dir")
+    episodes_dir, phase = _evaluation_episodes(episodes_root, out or sys.stdout)
+    first_seed = _loop_setting("seed", 0) + (EVAL_SEED_OFFSET if phase == "eval" else 0)
+    if _loop_setting("train_fn", None, evaluate=False) is not None:
+        _require_checkpoint(_loop_setting("model_dir"))
+    holder = evaluation.find_world_model(_loop_setting("eval_planner"))
+    horizon = horizon or getattr(holder, "horizon", None) or 12
+    seed_global_generators(seed)
+    quality = evaluation.evaluate_planning(
+        _loop_setting("task"), evaluation.WorldModelFns.of(holder), episodes_dir, num_states,
+        num_sequences, horizon, seed, getattr(holder, "objective_fn", None), first_seed,
+    )
+    csv_path = evaluation.write_csv(quality, os.path.join(run_dir, "evaluation", "planning_quality.csv"))
+    summary_dir = os.path.join(run_dir, "summaries", "evaluation")
+    evaluation.write_summaries(quality, summary_dir, _environment_steps(os.path.join(episodes_root, "train")))
+    summaries.close(summary_dir)
+    return quality, csv_path
+
+
+_REQUIRED = object()
+
+
+def _loop_setting(name: str, default=_REQUIRED, evaluate: bool = True):
+    """The value ``wm.train_eval_loop.<name>`` is configured with (with
+    ``evaluate``, references and macros are evaluated, so singletons are the
+    run's objects)."""
+    try:
+        value = gin.query_parameter(f"wm.train_eval_loop.{name}")
+    except ValueError as error:
+        if default is _REQUIRED:
+            raise ConfigError(f"the run's operative config does not set train_eval_loop.{name}") from error
+        return default
+    if evaluate and isinstance(value, gin.config.ConfigurableReference) and value.evaluate:
+        value = value.scoped_configurable_fn()
+    return value
+
+
+def _evaluation_episodes(episodes_root: str, out) -> tuple[str, str]:
+    """``(directory, phase)``: the eval episodes, else the train ones (said on ``out``)."""
+    from wm_core import npz
+    from wm_core.evaluation import EvaluationError
+
+    directories = {phase: os.path.join(episodes_root, phase) for phase in ("eval", "train")}
+    found = {phase: os.path.isdir(d) and bool(npz.episode_paths(d)) for phase, d in directories.items()}
+    if found["eval"]:
+        return directories["eval"], "eval"
+    if found["train"]:
+        print(f"wm-run evaluate: no eval episodes in {directories['eval']}; using the train "
+              f"episodes in {directories['train']}", file=out)
+        return directories["train"], "train"
+    raise EvaluationError(
+        f"no episodes to evaluate on: no episode files in {directories['eval']} or {directories['train']}"
+    )
+
+
+def _require_checkpoint(model_dir: str) -> None:
+    from wm_core.evaluation import EvaluationError
+
+    if not os.path.isdir(model_dir) or not os.listdir(model_dir):
+        raise EvaluationError(
+            f"the run's world model is learned (train_eval_loop.train_fn is set) but its model "
+            f"directory {model_dir} holds no checkpoint: train it first"
+        )
+
+
+def _print_quality(quality, out=None) -> None:
+    """The aggregates as a few readable lines."""
+    out = out or sys.stdout
+    mean, median = quality.mean, quality.median
+    print(f"wm-run evaluate: {len(quality.states)} states of {quality.episodes_dir}, "
+          f"{quality.num_sequences} sequences each, horizon {quality.horizon}, "
+          f"objective {quality.objective}", file=out)
+    for name in ("rank_correlation", "regret", "normalized_regret"):
+        print(f"  {name:<18} mean {mean[name]:.4g}  median {median[name]:.4g}", file=out)
+    for name in ("reward_abs_error", "frame_squared_error"):
+        steps = [mean[key] for key in mean if key.startswith(f"{name}_h")]
+        if steps:
+            print(f"  {name:<18} mean per step ahead: {' '.join(f'{v:.3g}' for v in steps)}", file=out)
+
+
 def list_plugins(out=sys.stdout) -> None:
     """Print every installed plugin distribution: names per kind, hooks, load status."""
     from wm_core.hooks import create_plugin_manager
@@ -203,12 +318,58 @@ def _parser() -> argparse.ArgumentParser:
         prog="wm-run",
         description="Run a gin-configured wm experiment ('wm-run plugins' lists plugins).",
     )
-    parser.add_argument("command", nargs="?", choices=["plugins"], help="list installed plugins")
+    parser.add_argument(
+        "command", nargs="?", choices=["plugins", "evaluate"],
+        help="'plugins': list installed plugins; 'evaluate': planning quality of a run's world model",
+    )
     parser.add_argument("--gin_file", action="append", default=[], help="gin config (repeatable)")
     parser.add_argument("--gin_param", action="append", default=[], help="gin binding (repeatable)")
     parser.add_argument("--output_dir", help="run directory (model, episodes, summaries)")
-    parser.add_argument("--seed", type=int, help="seed of the first episode (default: the config's, else 0)")
+    parser.add_argument(
+        "--seed", type=int,
+        help="run: seed of the first episode (default: the config's, else 0); "
+        "evaluate: seed of the states and sequences drawn (default 0)",
+    )
+    parser.add_argument("--run_dir", help="evaluate: the run directory (an --output_dir of wm-run)")
+    parser.add_argument("--num_states", type=_positive_int, default=50, help="evaluate: states (default 50)")
+    parser.add_argument("--num_sequences", type=_at_least_two, default=32,
+                        help="evaluate: action sequences per state, >= 2 (default 32)")
+    parser.add_argument("--horizon", type=_positive_int,
+                        help="evaluate: steps per sequence (default: the planner's, else 12)")
     return parser
+
+
+def _positive_int(text: str, minimum: int = 1) -> int:
+    value = int(text)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    return _positive_int(text, minimum=2)
+
+
+def _main_evaluate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from wm_core.evaluation import EvaluationError
+
+    if not args.run_dir:
+        parser.error("evaluate needs --run_dir")
+    if args.seed is not None and args.seed < 0:
+        parser.error(f"evaluate needs --seed >= 0, got {args.seed}")
+    try:
+        quality, csv_path = evaluate(
+            args.run_dir, args.num_states, args.num_sequences, args.horizon,
+            0 if args.seed is None else args.seed, out=sys.stderr,
+        )
+    except (EvaluationError, PluginMissing, ConfigError, registry.PluginNotFoundError,
+            FileNotFoundError) as error:
+        print(f"wm-run: error: {error}", file=sys.stderr)
+        return 2
+    _print_quality(quality)
+    summary_dir = os.path.join(os.path.abspath(args.run_dir), "summaries", "evaluation")
+    print(f"wm-run evaluate: wrote {csv_path}; TensorBoard scalars in {summary_dir}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plugins":
         list_plugins()
         return 0
+    if args.command == "evaluate":
+        return _main_evaluate(parser, args)
     if not args.gin_file or not args.output_dir:
         parser.error("--gin_file and --output_dir are required to run an experiment")
     try:
