@@ -110,8 +110,7 @@ def main(quick: bool = False) -> dict[str, float]:
         baseline = fancy_indexing_sampler(episodes, batch_size, chunk_length)
         baseline_rates, iterator_rates, first_batch = [], [], []
         for repeat in range(repeats):
-            iterator = npz.ChunkIterator(directory, batch_size, chunk_length, seed=repeat,
-                                         refresh_every=10**9)
+            iterator = npz.ChunkIterator(directory, batch_size, chunk_length, seed=repeat)
             start = time.perf_counter()
             next(iterator)
             first_batch.append(time.perf_counter() - start)
@@ -127,7 +126,7 @@ def main(quick: bool = False) -> dict[str, float]:
             waits = []
             for repeat in range(repeats):
                 with npz.ChunkIterator(directory, batch_size, chunk_length, seed=repeat,
-                                       refresh_every=10**9, prefetch=prefetch) as iterator:
+                                       prefetch=prefetch) as iterator:
                     next(iterator)  # files loaded
                     waits.append(trainer_wait(iterator, batches, train_step_s))
             report(results, f"trainer_wait_s_prefetch{prefetch}", statistics.median(waits), "s")

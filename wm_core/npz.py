@@ -77,6 +77,7 @@ REQUIRED_KEYS: dict[str, tuple[type[np.generic], int]] = {
     "action": (np.float32, 2),
     "reward": (np.float32, 1),
 }
+_MTIME_GRANULARITY = 2.0  # seconds; covers file systems with coarse timestamps
 _RESERVED_KEYS = frozenset({"file", "allow_pickle"})  # np.savez's own parameters
 _NAME = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{8}-len(\d+)\.npz$")
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -279,12 +280,10 @@ class _ChunkSource:
         chunk_length: int,
         seed: int,
         max_episodes_in_memory: int,
-        refresh_every: int,
     ) -> None:
         self.directory = directory
         self.batch_size = batch_size
         self.chunk_length = chunk_length
-        self.refresh_every = refresh_every
         reservoir_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         self.reservoir = EpisodeReservoir(max_episodes_in_memory, reservoir_seed)
         self._rng = np.random.default_rng(sample_seed)
@@ -292,12 +291,11 @@ class _ChunkSource:
         self.short: list[str] = []
         self.rejected: list[str] = []
         self._layout: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
-        self._batches = 0
+        self._scanned_mtime: int | None = None
 
     def next_batch(self) -> dict[str, np.ndarray]:
-        if self._batches % self.refresh_every == 0:
+        if self._directory_changed():
             self.refresh()
-        self._batches += 1
         if not len(self.reservoir):
             raise ValueError(
                 f"no usable episode in {self.directory!r}: {len(self.seen)} file(s) seen, "
@@ -305,6 +303,22 @@ class _ChunkSource:
                 f"{len(self.rejected)} unreadable or inconsistent"
             )
         return self.reservoir.sample_chunks(self._rng, self.batch_size, self.chunk_length)
+
+    def _directory_changed(self) -> bool:
+        """Whether files may have appeared since the last scan (one ``os.stat``).
+
+        A file renamed into the directory changes its mtime.  Directories
+        changed in the last ``_MTIME_GRANULARITY`` seconds are rescanned on
+        every batch, for file systems whose mtime ticks coarsely.
+        """
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except FileNotFoundError:
+            return True  # refresh() finds no file and next_batch says so
+        recent = time.time_ns() - mtime < _MTIME_GRANULARITY * 1e9
+        changed = mtime != self._scanned_mtime or recent
+        self._scanned_mtime = mtime
+        return changed
 
     def refresh(self) -> None:
         """Offers every file not seen before to the reservoir."""
@@ -383,10 +397,12 @@ class ChunkIterator:
     ``reward`` float32, extras), each row block a contiguous slice of one
     episode; dtypes are kept.  The caller owns the returned arrays.
 
-    * The directory is scanned on the first batch and every ``refresh_every``
-      batches after; files written since are picked up.  Every file is read at
-      most once over the iterator's life (an index of seen names is kept), so
-      reuse one iterator across ``train_fn`` calls.
+    * The directory is scanned on the first batch and again whenever it
+      changed (one ``os.stat`` per batch tells): an episode saved between two
+      ``train_fn`` calls is in the very next batch sampled (with ``prefetch``,
+      after the at most ``prefetch + 1`` batches drawn before it appeared).
+      Every file is read at most once over the iterator's life (an index of
+      seen names is kept), so reuse one iterator across ``train_fn`` calls.
     * At most ``max_episodes_in_memory`` episodes are held, a uniform random
       subset of all usable files (:class:`wm_core.data.EpisodeReservoir`);
       chunks are uniform over every ``(episode, start)`` of the held episodes.
@@ -408,7 +424,6 @@ class ChunkIterator:
         *,
         seed: int = 0,
         max_episodes_in_memory: int = 1000,
-        refresh_every: int = 100,
         prefetch: int = 0,
     ) -> None:
         self._source = _ChunkSource(
@@ -417,7 +432,6 @@ class ChunkIterator:
             chunk_length=_positive_int("chunk_length", chunk_length),
             seed=seed,
             max_episodes_in_memory=_positive_int("max_episodes_in_memory", max_episodes_in_memory),
-            refresh_every=_positive_int("refresh_every", refresh_every),
         )
         self.prefetch = _positive_int("prefetch", prefetch, minimum=0)
         self._batches: queue.Queue = queue.Queue(maxsize=max(self.prefetch, 1))
