@@ -177,3 +177,39 @@ def test_killed_run_resumes_without_losing_or_duplicating_episodes(tmp_path, han
             np.testing.assert_array_equal(
                 [episode[key] for episode in expected], [episode[key] for episode in resumed]
             )
+
+
+class CountingPlanner(Random):
+    """A random planner that counts the decisions asked of it."""
+
+    def __init__(self, task):
+        super().__init__(task, seed=1)
+        self.decisions = 0
+
+    def __call__(self, prev_image, prev_action, prev_reward):
+        self.decisions += 1
+        return super().__call__(prev_image, prev_action, prev_reward)
+
+
+def test_seed_episodes_are_random_and_come_before_the_first_training(tmp_path):
+    task = PointTask(length=LENGTH)
+    planner = CountingPlanner(task)
+    files_at_training = []
+    run_loop(tmp_path, train_planner=planner, eval_planner=planner, seed_episodes=3,
+             num_iterations=2, eval_every_n_iterations=5,
+             train_fn=lambda path: files_at_training.append(len(npz.episode_paths(path))))
+    assert files_at_training == [3 + 2, 3 + 4]
+    assert planner.decisions == 4 * LENGTH  # the 3 seed episodes never asked the planner
+    seeds = [int(npz.load_episode(path)["seed"][0]) for path in saved(tmp_path, "train")]
+    assert seeds == list(range(7))
+
+
+def test_seed_episodes_are_not_collected_again_on_resume(tmp_path):
+    run_loop(tmp_path, seed_episodes=2, num_iterations=1)
+    run_loop(tmp_path, seed_episodes=2, num_iterations=2)
+    assert len(saved(tmp_path, "train")) == 2 + 2 * 2
+
+
+def test_negative_seed_episodes_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="seed_episodes"):
+        run_loop(tmp_path, seed_episodes=-1)

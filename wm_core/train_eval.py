@@ -1,6 +1,9 @@
 """The off-the-shelf train-eval loop (the seed's ``train_eval_loop``).
 
-Each iteration: collect ``num_train_episodes_per_iteration`` episodes with
+First, ``seed_episodes`` episodes of uniformly random actions are collected
+into ``<episodes_dir>/train`` (PlaNet's seed episodes: the model's first
+training data, gathered before it is trained at all).  Then each iteration:
+collect ``num_train_episodes_per_iteration`` episodes with
 the training planner (each saved to ``<episodes_dir>/train`` as soon as it
 ends), call ``train_fn(<episodes_dir>/train)``, and every
 ``eval_every_n_iterations`` iterations collect ``num_eval_episodes`` with the
@@ -29,6 +32,7 @@ import numpy as np
 
 from wm_core import npz
 from wm_core.hooks import Hooks, active_hooks, use_hooks
+from wm_core.planners import Random
 from wm_core.simulate import simulate
 from wm_core.visualize import visualize
 
@@ -118,6 +122,7 @@ def train_eval_loop(
     episodes_dir: str = gin.REQUIRED,
     model_dir: str = gin.REQUIRED,
     num_eval_episodes: int = 1,
+    seed_episodes: int = 0,
     offline: bool = False,
     seed: int = 0,
     output_dir: str | None = None,
@@ -127,6 +132,9 @@ def train_eval_loop(
 
     :param train_fn: ``train_fn(data_path)``; ``None`` for models that do not
         learn (e.g. the ground-truth ``oracle``).
+    :param seed_episodes: random-action episodes collected before the first
+        iteration (episode seeds ``seed + 0 .. seed + seed_episodes - 1``;
+        the iterations' episodes follow them).
     :param offline: train and evaluate from the episodes already in
         ``<episodes_dir>/train`` without collecting any.
     :param output_dir: run directory for ``loop_state.json``, the operative
@@ -141,6 +149,8 @@ def train_eval_loop(
     ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if seed_episodes < 0:
+        raise ValueError(f"seed_episodes must be >= 0, got {seed_episodes}")
     hooks = hooks or active_hooks()
     output_dir = output_dir or os.path.dirname(os.path.normpath(model_dir))
     train_dir = os.path.join(episodes_dir, "train")
@@ -157,12 +167,22 @@ def train_eval_loop(
     with use_hooks(hooks):
         hooks.run_configured(output_dir=output_dir, operative_config=operative_config)
         try:
+            if not offline:
+                episodes, predictions, scalars = _collect(
+                    task, Random(task, seed), train_dir, seed_episodes, seed, "train", hooks
+                )
+                if episodes:
+                    hooks.iteration_end(
+                        phase="train", global_step=_environment_steps(train_dir),
+                        episodes=episodes, predictions=predictions, scalars=scalars,
+                    )
             for iteration in range(_read_completed_iterations(state_path), num_iterations):
                 episodes, predictions, scalars = [], [], {}
                 if not offline:
                     episodes, predictions, scalars = _collect(
                         task, train_planner, train_dir,
-                        num_train_episodes_per_iteration * (iteration + 1), seed, "train", hooks,
+                        seed_episodes + num_train_episodes_per_iteration * (iteration + 1),
+                        seed, "train", hooks,
                     )
                 if episodes:
                     results["train_scores"].append(scalars["score"])
