@@ -1,10 +1,12 @@
 """A tiny pixel task for fast tests and examples: a point on a line.
 
 The point starts at a uniformly random position in ``[-1, 1]``; each step the
-action moves it by ``0.1 * a`` (``Box`` task, ``a`` in ``[-1, 1]``) or by
-``0.1 * (a - 1)`` (``Discrete(3)`` task: left, stay, right).  The reward is
-``1 - |position - goal|``.  The frame is black with a white vertical bar at
-the point's column, so the state is visible from pixels; the ``state``
+action moves it by ``speed * a`` (``Box`` task, ``a`` in ``[-1, 1]``) or by
+``speed * (a - 1)`` (``Discrete(3)`` task: left, stay, right), clipped to
+``[-1, 1]``.  The reward is
+``1 - |position - goal|``.  The frame is black with a white vertical bar
+``bar_width`` pixels wide centred on the point's column, so the state is
+visible from pixels; the ``state``
 observation is ``float32 [1]``, the position.  Episodes truncate after
 ``length`` steps.  No rendering library is involved, so it costs microseconds.
 """
@@ -25,9 +27,20 @@ __all__ = ["PointEnv", "PointTask"]
 class PointEnv(TaskEnv):
     """The environment of :class:`PointTask` (see module docs)."""
 
-    def __init__(self, discrete: bool = False, length: int = 20, size: int = 64, goal: float = 0.5):
+    def __init__(
+        self,
+        discrete: bool = False,
+        length: int = 20,
+        size: int = 64,
+        goal: float = 0.5,
+        bar_width: int = 1,
+        speed: float = 0.1,
+    ):
         super().__init__(action_repeat=1, time_limit=length)
-        self.discrete, self.size, self.goal = discrete, size, goal
+        if not 1 <= bar_width <= size:
+            raise ValueError(f"bar_width must be in [1, {size}], got {bar_width}")
+        self.discrete, self.size, self.goal, self.bar_width = discrete, size, goal, bar_width
+        self.speed = speed
         self.action_space = (
             gym.spaces.Discrete(3) if discrete else gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
         )
@@ -44,12 +57,14 @@ class PointEnv(TaskEnv):
 
     def _simulate(self, action: Any) -> tuple[float, bool]:
         move = float(action) - 1.0 if self.discrete else float(np.asarray(action).item())
-        self.position = float(np.clip(self.position + 0.1 * move, -1.0, 1.0))
+        self.position = float(np.clip(self.position + self.speed * move, -1.0, 1.0))
         return 1.0 - abs(self.position - self.goal), False
 
     def _render(self) -> np.ndarray:
         image = np.zeros((self.size, self.size, 3), np.uint8)
-        image[:, int(round((self.position + 1.0) / 2.0 * (self.size - 1)))] = 255
+        centre = int(round((self.position + 1.0) / 2.0 * (self.size - 1)))
+        left = max(centre - self.bar_width // 2, 0)
+        image[:, left : left + self.bar_width] = 255
         return image
 
     def _state_vector(self) -> np.ndarray:
@@ -68,9 +83,18 @@ class PointTask(Task):
 
     prefix = "toy"
 
-    def __init__(self, discrete: bool = False, length: int = 20, size: int = 64):
+    def __init__(
+        self,
+        discrete: bool = False,
+        length: int = 20,
+        size: int = 64,
+        bar_width: int = 1,
+        speed: float = 0.1,
+    ):
         super().__init__("point-discrete" if discrete else "point")
-        self.kwargs = dict(discrete=discrete, length=length, size=size)
+        self.kwargs = dict(
+            discrete=discrete, length=length, size=size, bar_width=bar_width, speed=speed
+        )
 
     @classmethod
     def from_name(cls, name: str, **kwargs: Any) -> PointTask:

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wm_core.toy import PointEnv, PointTask
+
+
+def test_bar_is_bar_width_columns_centred_on_the_point():
+    env = PointEnv(size=64, bar_width=8)
+    env.reset(seed=0)
+    env.set_sim_state({**env.get_sim_state(), "position": np.asarray(0.0)})
+    lit = np.flatnonzero(env.render_image()[0, :, 0])
+    assert lit.tolist() == list(range(28, 36))  # centre round(0.5 * 63) = 32
+    assert np.all(env.render_image()[:, 28:36] == 255)
+
+
+def test_bar_is_clipped_at_the_right_edge():
+    env = PointEnv(size=64, bar_width=8)
+    env.reset(seed=0)
+    env.set_sim_state({**env.get_sim_state(), "position": np.asarray(1.0)})
+    assert np.flatnonzero(env.render_image()[0, :, 0]).tolist() == list(range(59, 64))
+
+
+@pytest.mark.parametrize("discrete, action, moved", [(False, np.array([0.5]), 0.15), (True, 2, 0.3)])
+def test_action_moves_the_point_by_speed(discrete, action, moved):
+    env = PointEnv(discrete=discrete, speed=0.3)
+    env.reset(seed=0)
+    env.set_sim_state({**env.get_sim_state(), "position": np.asarray(0.0)})
+    _, reward, *_ = env.step(action)
+    assert env.position == pytest.approx(moved)
+    assert reward == pytest.approx(1.0 - abs(moved - 0.5))
+
+
+def test_bad_bar_width_is_named():
+    with pytest.raises(ValueError, match="bar_width"):
+        PointEnv(bar_width=0)
+
+
+def test_task_passes_its_settings_to_the_env():
+    env = PointTask(length=7, bar_width=4, speed=0.25).create_env()
+    assert (env.bar_width, env.speed) == (4, 0.25)
