@@ -150,8 +150,10 @@ class RecurrentStateSpaceModel(tf.Module):
 
         ``actions[:, t]`` is the action that led to ``frames[:, t]``.  Returns
         the posterior states ``[B, T, ...]`` and the prior/posterior statistics.
+        With a ``noise`` generator the states are sampled and the frames get
+        the dequantisation noise training adds (inputs then match training's).
         """
-        image = preprocess.preprocess(frames, self.image_bits)
+        image = preprocess.preprocess(frames, self.image_bits, noise)
         return self.cell.observe(self.encoder(image), actions, state, noise)
 
     def imagine(
