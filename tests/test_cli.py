@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -145,3 +146,16 @@ def test_every_shipped_config_parses_with_its_plugins(config, tmp_path):
     configure([config], [], str(tmp_path), seed=None)
     assert gin.query_parameter("wm.train_eval_loop.model_dir") is not None
     assert gin.query_parameter("model_dir/macro.value") == str(tmp_path / "model")
+
+
+def test_run_ends_with_its_final_eval_score_against_random_actions(tmp_path):
+    config = str(ROOT / "configs/tests/random_toy.gin")
+    result = wm_run("--gin_file", config, "--output_dir", str(tmp_path),
+                    "--gin_param", "wm.train_eval_loop.seed_episodes = 2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    train = npz.episode_paths(str(tmp_path / "episodes" / "train"))[:2]
+    (last_eval,) = npz.episode_paths(str(tmp_path / "episodes" / "eval"))[-1:]
+    random_score = np.mean([npz.load_episode(path)["reward"].sum() for path in train])
+    final = npz.load_episode(last_eval)["reward"].sum()
+    assert result.stdout.splitlines()[-1] == (
+        f"wm-run: final eval score {final:.1f}; random actions {random_score:.1f} (seed episodes)")

@@ -213,3 +213,21 @@ def test_seed_episodes_are_not_collected_again_on_resume(tmp_path):
 def test_negative_seed_episodes_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="seed_episodes"):
         run_loop(tmp_path, seed_episodes=-1)
+
+
+def test_scores_of_seed_episodes_and_last_evaluation_are_reported_from_disk(tmp_path):
+    run_loop(tmp_path, seed_episodes=2, num_iterations=2, eval_every_n_iterations=1,
+             num_eval_episodes=3)
+    results = run_loop(tmp_path, seed_episodes=2, num_iterations=2, eval_every_n_iterations=1,
+                       num_eval_episodes=3)  # resumed: nothing left to run
+    returns = {phase: [npz.load_episode(p)["reward"].sum() for p in saved(tmp_path, phase)]
+               for phase in ("train", "eval")}
+    assert results["eval_scores"] == []
+    assert results["random_score"] == pytest.approx(np.mean(returns["train"][:2]))
+    assert results["final_eval_score"] == pytest.approx(np.mean(returns["eval"][3:]))
+    assert len(returns["eval"]) == 6
+
+
+def test_no_seed_episodes_and_no_evaluation_report_none(tmp_path):
+    results = run_loop(tmp_path, num_iterations=1, eval_every_n_iterations=2)
+    assert results["random_score"] is None and results["final_eval_score"] is None

@@ -393,8 +393,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wm-run: interrupted; run again with the same --output_dir to resume", file=sys.stderr)
         return 130
-    print(f"wm-run: done; results {results}; summaries in {os.path.join(args.output_dir, 'summaries')}")
+    print(f"wm-run: done; summaries in {os.path.join(args.output_dir, 'summaries')}")
+    print(_score_line(results))
     return 0
+
+
+def _score_line(results: dict) -> str:
+    """The run's final evaluation score against random actions, in one line."""
+    final, random_score = results["final_eval_score"], results["random_score"]
+    final_text = "no evaluation ran" if final is None else f"final eval score {final:.1f}"
+    random_text = (
+        "no random seed episodes to compare with" if random_score is None
+        else f"random actions {random_score:.1f} (seed episodes)"
+    )
+    return f"wm-run: {final_text}; {random_text}"
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ def _environment_steps(directory: str) -> int:
     return sum(npz.episode_steps(path) or 0 for path in _saved_episodes(directory))
 
 
+def _mean_return(paths: list[str]) -> float | None:
+    returns = [float(npz.load_episode(path)["reward"].sum()) for path in paths]
+    return float(np.mean(returns)) if returns else None
+
+
 def _read_completed_iterations(path: str) -> int:
     if not os.path.exists(path):
         return 0
@@ -140,7 +145,10 @@ def train_eval_loop(
     :param output_dir: run directory for ``loop_state.json``, the operative
         gin config and summaries; defaults to the parent of ``model_dir``.
     :returns: ``{"train_scores": [...], "eval_scores": [...]}`` for the
-        iterations run by this call.
+        iterations run by this call, and, read from the episode files (so a
+        resumed run reports the whole run), ``random_score``: the mean return
+        of the seed episodes, and ``final_eval_score``: that of the last
+        evaluation's episodes (``None`` where there are none).
     """
     for name, value in (
         ("num_train_episodes_per_iteration", num_train_episodes_per_iteration),
@@ -210,4 +218,9 @@ def train_eval_loop(
                 _write_completed_iterations(state_path, iteration + 1)
         finally:
             hooks.run_end(output_dir=output_dir)
-    return results
+    last_evaluation = _saved_episodes(eval_dir)[-num_eval_episodes:]
+    return {
+        **results,
+        "random_score": _mean_return(_saved_episodes(train_dir)[:seed_episodes]),
+        "final_eval_score": _mean_return(last_evaluation),
+    }
