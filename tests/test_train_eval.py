@@ -231,3 +231,27 @@ def test_scores_of_seed_episodes_and_last_evaluation_are_reported_from_disk(tmp_
 def test_no_seed_episodes_and_no_evaluation_report_none(tmp_path):
     results = run_loop(tmp_path, num_iterations=1, eval_every_n_iterations=2)
     assert results["random_score"] is None and results["final_eval_score"] is None
+
+
+def test_planning_quality_of_the_eval_planner_is_reported_after_each_evaluation(tmp_path):
+    from wm_core.oracle import OracleWorldModel
+    from wm_core.planners import ModelPlanner
+    from wm_core import objectives
+
+    task = PointTask(length=LENGTH)
+    oracle = OracleWorldModel(task)
+
+    class FirstProposal(ModelPlanner):
+        horizon = 3
+
+        def plan(self, state):
+            return np.zeros(1, np.float32), None
+
+    planner = FirstProposal(task, oracle.predict_fn, oracle.observe_fn, oracle.reset_fn,
+                            objectives.TotalReward())
+    recorder = IterationRecorder()
+    run_loop(tmp_path, recorder, train_planner=planner, eval_planner=planner, num_iterations=2,
+             planning_quality_states=3)
+    (eval_scalars,) = [names for phase, _, _, names in recorder.iterations if phase == "eval"]
+    assert "planning_quality/rank_correlation" in eval_scalars
+    assert not [name for name in eval_scalars if name.endswith("_h1")]

@@ -201,12 +201,10 @@ def evaluate(
     first_seed = _loop_setting("seed", 0) + (EVAL_SEED_OFFSET if phase == "eval" else 0)
     if _loop_setting("train_fn", None, evaluate=False) is not None:
         _require_checkpoint(_loop_setting("model_dir"))
-    holder = evaluation.find_world_model(_loop_setting("eval_planner"))
-    horizon = horizon or getattr(holder, "horizon", None) or 12
     seed_global_generators(seed)
-    quality = evaluation.evaluate_planning(
-        _loop_setting("task"), evaluation.WorldModelFns.of(holder), episodes_dir, num_states,
-        num_sequences, horizon, seed, getattr(holder, "objective_fn", None), first_seed,
+    quality = evaluation.evaluate_planner(
+        _loop_setting("task"), _loop_setting("eval_planner"), episodes_dir, num_states,
+        num_sequences, horizon, seed, first_seed,
     )
     csv_path = evaluation.write_csv(quality, os.path.join(run_dir, "evaluation", "planning_quality.csv"))
     summary_dir = os.path.join(run_dir, "summaries", "evaluation")

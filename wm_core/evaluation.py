@@ -124,7 +124,7 @@ from wm_core.contracts import (
 )
 from wm_core.objectives import DiscountedReward
 from wm_core.oracle import OracleWorldModel, rewards_differ
-from wm_core.train_eval import _write_text_atomically
+from wm_core.atomic import write_text_atomically
 from wm_core.visualize import open_loop_frames
 
 __all__ = [
@@ -453,6 +453,27 @@ def evaluate_planning(
     )
 
 
+def evaluate_planner(
+    task: Any,
+    planner: Any,
+    episodes_dir: str,
+    num_states: int = 50,
+    num_sequences: int = 32,
+    horizon: int | None = None,
+    seed: int = 0,
+    first_seed: int | None = None,
+) -> PlanningQuality:
+    """:func:`evaluate_planning` of the world model a planner plans with,
+    scored with the planner's own objective and horizon (``horizon`` given:
+    that one; a planner without one: 12)."""
+    holder = find_world_model(planner)
+    return evaluate_planning(
+        task, WorldModelFns.of(holder), episodes_dir, num_states, num_sequences,
+        horizon or getattr(holder, "horizon", None) or 12, seed,
+        getattr(holder, "objective_fn", None), first_seed,
+    )
+
+
 def _episode_files(episodes_dir: str) -> list[str]:
     if not os.path.isdir(episodes_dir):
         raise EvaluationError(f"episode directory {episodes_dir} does not exist")
@@ -632,7 +653,7 @@ def write_csv(quality: PlanningQuality, path: str) -> str:
     writer.writeheader()
     writer.writerows(rows)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    _write_text_atomically(path, buffer.getvalue())
+    write_text_atomically(path, buffer.getvalue())
     return path
 
 

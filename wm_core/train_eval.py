@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any, Callable
 
@@ -31,6 +32,8 @@ import gin
 import numpy as np
 
 from wm_core import npz
+from wm_core.atomic import write_text_atomically
+from wm_core.evaluation import evaluate_planner
 from wm_core.hooks import Hooks, active_hooks, use_hooks
 from wm_core.planners import Random
 from wm_core.simulate import simulate
@@ -62,17 +65,8 @@ def _read_completed_iterations(path: str) -> int:
         return int(json.load(file)["completed_iterations"])
 
 
-def _write_text_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-
-
 def _write_completed_iterations(path: str, completed: int) -> None:
-    _write_text_atomically(path, json.dumps({"completed_iterations": completed}))
+    write_text_atomically(path, json.dumps({"completed_iterations": completed}))
 
 
 def _collect(
@@ -115,6 +109,21 @@ def _collect(
     return episodes, predictions, scalars
 
 
+def _planning_quality(
+    task: Any, planner: Any, eval_dir: str, num_states: int, seed: int
+) -> dict[str, float]:
+    """Mean planning-quality figures of ``planner``'s world model, per-step ones left out."""
+    quality = evaluate_planner(
+        task, planner, eval_dir, num_states=num_states, seed=seed,
+        first_seed=seed + EVAL_SEED_OFFSET,
+    )
+    return {
+        f"planning_quality/{name}": value
+        for name, value in quality.mean.items()
+        if not re.search(r"_h\d+$", name)
+    }
+
+
 @gin.configurable(module="wm")
 def train_eval_loop(
     task: Any,
@@ -128,6 +137,7 @@ def train_eval_loop(
     model_dir: str = gin.REQUIRED,
     num_eval_episodes: int = 1,
     seed_episodes: int = 0,
+    planning_quality_states: int = 0,
     offline: bool = False,
     seed: int = 0,
     output_dir: str | None = None,
@@ -140,6 +150,11 @@ def train_eval_loop(
     :param seed_episodes: random-action episodes collected before the first
         iteration (episode seeds ``seed + 0 .. seed + seed_episodes - 1``;
         the iterations' episodes follow them).
+    :param planning_quality_states: after each evaluation, score the eval
+        planner's world model on this many states of the eval episodes
+        against the simulator (:func:`wm_core.evaluation.evaluate_planner`)
+        and report the means as ``planning_quality/<figure>`` eval scalars;
+        0: off.
     :param offline: train and evaluate from the episodes already in
         ``<episodes_dir>/train`` without collecting any.
     :param output_dir: run directory for ``loop_state.json``, the operative
@@ -170,7 +185,7 @@ def train_eval_loop(
         raise FileNotFoundError(f"offline mode needs episodes in {train_dir}, found none")
 
     operative_config = gin.operative_config_str()
-    _write_text_atomically(os.path.join(output_dir, "operative_config.gin"), operative_config)
+    write_text_atomically(os.path.join(output_dir, "operative_config.gin"), operative_config)
     results: dict[str, list[float]] = {"train_scores": [], "eval_scores": []}
     with use_hooks(hooks):
         hooks.run_configured(output_dir=output_dir, operative_config=operative_config)
@@ -211,6 +226,10 @@ def train_eval_loop(
                     )
                     if episodes:
                         results["eval_scores"].append(scalars["score"])
+                        if planning_quality_states:
+                            scalars.update(_planning_quality(
+                                task, eval_planner, eval_dir, planning_quality_states, seed
+                            ))
                         hooks.iteration_end(
                             phase="eval", global_step=_environment_steps(train_dir),
                             episodes=episodes, predictions=predictions, scalars=scalars,
