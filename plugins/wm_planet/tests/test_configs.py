@@ -36,7 +36,7 @@ def test_there_is_one_config_per_published_task():
     names = sorted(
         os.path.basename(path)[len("planet_cem_"):-len(".gin")]
         for path in glob.glob(os.path.join(CONFIGS, "planet_cem_*.gin"))
-        if not path.endswith("_cpu.gin")  # the CPU-sized variant of the main job
+        if not path.endswith("_cpu.gin")  # CPU-sized variants (the main job, benchmarks)
     )
     assert names == sorted(PUBLISHED_ACTION_REPEAT)
 
@@ -52,7 +52,7 @@ def test_configs_hold_the_published_settings(task, clean_gin):
         "cem.CEM.iterations": 10,
         "cem.CEM.proposals": 1000,
         "cem.CEM.fraction": 0.1,
-        "train/wm.RandomColdStart.random_episodes": 5,
+        "wm.train_eval_loop.seed_episodes": 5,
         "train/wm.GaussianRandomNoise.stdev": 0.3,
         "planet.create_planet_train_fn.train_steps": 100,
         "planet.create_planet_train_fn.batch": 50,
@@ -60,7 +60,8 @@ def test_configs_hold_the_published_settings(task, clean_gin):
         "planet.create_planet_train_fn.learning_rate": 1e-3,
         "planet.RecurrentStateSpaceModel.free_nats": 3.0,
         "planet.RecurrentStateSpaceModel.reward_scale": 10.0,
-        "planet.create_planet_train_fn.learning_rate_ramp": 10000,
+        # The published ramp of 10000 counted samples: 200 updates of 50 chunks.
+        "planet.create_planet_train_fn.learning_rate_ramp": 200,
     }
     assert {name: gin.query_parameter(name) for name in expected} == expected
 

@@ -1,0 +1,153 @@
+"""Learning curves of the CPU PlaNet + CEM configs, with random and oracle lines.
+
+    .venv/bin/python benchmarks/learning_curves.py [--tasks balance swingup]
+        [--seeds 0 1 2] [--iterations N] [--oracle_episodes 1] [--output runs/learning]
+
+Not part of CI: a full run is hours on 2 cores.  For each task and seed it
+runs (or resumes) ``wm-run`` on ``configs/planet_cem_cartpole_<task>_cpu.gin``
+with the eval planner's planning quality recorded after every evaluation,
+then reads each run's ``metrics.jsonl``.  Lines:
+
+* **planet**: the mean eval score at each evaluation, with its planning
+  quality (rank correlation of predicted vs true returns, normalised regret);
+* **random**: the mean return of the run's random seed episodes;
+* **oracle**: the same CEM planning with the ground-truth simulator, for
+  ``--oracle_episodes`` episodes per seed (``wm-run`` on
+  ``configs/oracle_cem_cartpole_<task>_cpu.gin``);
+* **published**: PlaNet's published scores where they exist (cartpole
+  swing-up only; see ``PUBLISHED``).
+
+Writes ``<output>/learning_curves.csv`` and, with matplotlib installed
+(``pip install 'wm-core[bench]'``), ``<output>/learning_curves.png``.  The
+x axis is environment steps (agent steps x action repeat 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from wm_core.metrics_log import read_metrics  # noqa: E402
+
+ACTION_REPEAT = 8
+#: (environment steps, score, source) of PlaNet on cartpole swing-up.
+PUBLISHED = {
+    "swingup": [
+        (100_000, 297.0, "CURL (Laskin et al. 2020) table 1: PlaNet at 100k steps, 297 +- 39"),
+        (1_000_000, 821.0, "PlaNet (Hafner et al. 2019) table 1: 821 after 1000 episodes"),
+    ],
+}
+COLUMNS = ["task", "seed", "line", "env_steps", "score", "rank_correlation",
+           "normalized_regret", "note"]
+
+
+def wm_run(config: str, output_dir: str, seed: int, params: list[str]) -> None:
+    """Run (or resume) one experiment; raise if it fails."""
+    command = [os.path.join(ROOT, ".venv", "bin", "wm-run"), "--gin_file", config,
+               "--output_dir", output_dir, "--seed", str(seed)]
+    for param in params:
+        command += ["--gin_param", param]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+
+
+def planet_rows(task: str, seed: int, output_dir: str) -> list[dict]:
+    rows = []
+    for row in read_metrics(output_dir):
+        if row["phase"] == "train" and "model_step" not in row:  # the random seed episodes
+            rows.append(dict(line="random", env_steps=0, score=row["score"]))
+        elif row["phase"] == "eval":
+            rows.append(dict(
+                line="planet", env_steps=row["env_steps"] * ACTION_REPEAT, score=row["score"],
+                rank_correlation=row.get("planning_quality/rank_correlation"),
+                normalized_regret=row.get("planning_quality/normalized_regret"),
+            ))
+    return [dict(task=task, seed=seed, **row) for row in rows]
+
+
+def oracle_rows(task: str, seed: int, output_dir: str) -> list[dict]:
+    rows = [row for row in read_metrics(output_dir) if row["phase"] == "eval"]
+    return [dict(task=task, seed=seed, line="oracle", env_steps=0, score=row["score"])
+            for row in rows]
+
+
+def plot(rows: list[dict], path: str) -> bool:
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install 'wm-core[bench]'): no PNG written")
+        return False
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    tasks = sorted({row["task"] for row in rows})
+    figure, axes = pyplot.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for axis, task in zip(axes[0], tasks):
+        mine = [row for row in rows if row["task"] == task]
+        for seed in sorted({row["seed"] for row in mine if row["line"] == "planet"}):
+            curve = [row for row in mine if row["line"] == "planet" and row["seed"] == seed]
+            axis.plot([r["env_steps"] for r in curve], [r["score"] for r in curve], "o-",
+                      label=f"PlaNet + CEM, seed {seed}")
+        for line, style in (("random", "k--"), ("oracle", "g--")):
+            scores = [row["score"] for row in mine if row["line"] == line]
+            if scores:
+                axis.axhline(sum(scores) / len(scores), color=style[0], linestyle="--",
+                             label=f"{line} (mean of {len(scores)})")
+        for steps, score, _ in PUBLISHED.get(task, []):
+            axis.plot([steps], [score], "r*", markersize=12)
+        axis.set(title=f"cartpole-{task}", xlabel="environment steps", ylabel="eval return")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["balance", "swingup"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--iterations", type=int, help="override num_iterations")
+    parser.add_argument("--oracle_episodes", type=int, default=1)
+    parser.add_argument("--planning_quality_states", type=int, default=20)
+    parser.add_argument("--output", default=os.path.join(ROOT, "runs", "learning"))
+    args = parser.parse_args(argv)
+    rows = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            run_dir = os.path.join(args.output, task, f"planet_seed{seed}")
+            params = [f"wm.train_eval_loop.planning_quality_states = {args.planning_quality_states}"]
+            if args.iterations:
+                params.append(f"wm.train_eval_loop.num_iterations = {args.iterations}")
+            wm_run(os.path.join(ROOT, "configs", f"planet_cem_cartpole_{task}_cpu.gin"), run_dir,
+                   seed, params)
+            rows += planet_rows(task, seed, run_dir)
+            if args.oracle_episodes:
+                oracle_dir = os.path.join(args.output, task, f"oracle_seed{seed}")
+                wm_run(os.path.join(ROOT, "configs", f"oracle_cem_cartpole_{task}_cpu.gin"),
+                       oracle_dir, seed,
+                       [f"wm.train_eval_loop.num_eval_episodes = {args.oracle_episodes}"])
+                rows += oracle_rows(task, seed, oracle_dir)
+        rows += [dict(task=task, seed="", line="published", env_steps=steps, score=score, note=note)
+                 for steps, score, note in PUBLISHED.get(task, [])]
+    os.makedirs(args.output, exist_ok=True)
+    csv_path = os.path.join(args.output, "learning_curves.csv")
+    with open(csv_path, "w", newline="") as file:
+        writer = csv.DictWriter(file, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    for row in rows:
+        print(",".join(str(row.get(column, "")) for column in COLUMNS))
+    print(f"wrote {csv_path}")
+    if plot(rows, os.path.join(args.output, "learning_curves.png")):
+        print(f"wrote {os.path.join(args.output, 'learning_curves.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
