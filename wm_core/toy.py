@@ -5,8 +5,11 @@ action moves it by ``speed * a`` (``Box`` task, ``a`` in ``[-1, 1]``) or by
 ``speed * (a - 1)`` (``Discrete(3)`` task: left, stay, right), clipped to
 ``[-1, 1]``.  The reward is
 ``1 - |position - goal|``.  The frame is black with a white vertical bar
-``bar_width`` pixels wide centred on the point's column, so the state is
-visible from pixels; the ``state``
+``bar_width`` pixels wide centred on the point's column — or, with
+``gauge``, every column up to the point's lit, so the lit area grows with
+the position and a frame predicted at a wrong position overlaps the true one
+in proportion to their distance (easier to learn from pixels) — so the state
+is visible from pixels; the ``state``
 observation is ``float32 [1]``, the position.  Episodes truncate after
 ``length`` steps.  No rendering library is involved, so it costs microseconds.
 """
@@ -35,12 +38,13 @@ class PointEnv(TaskEnv):
         goal: float = 0.5,
         bar_width: int = 1,
         speed: float = 0.1,
+        gauge: bool = False,
     ):
         super().__init__(action_repeat=1, time_limit=length)
         if not 1 <= bar_width <= size:
             raise ValueError(f"bar_width must be in [1, {size}], got {bar_width}")
         self.discrete, self.size, self.goal, self.bar_width = discrete, size, goal, bar_width
-        self.speed = speed
+        self.speed, self.gauge = speed, gauge
         self.action_space = (
             gym.spaces.Discrete(3) if discrete else gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
         )
@@ -63,8 +67,11 @@ class PointEnv(TaskEnv):
     def _render(self) -> np.ndarray:
         image = np.zeros((self.size, self.size, 3), np.uint8)
         centre = int(round((self.position + 1.0) / 2.0 * (self.size - 1)))
-        left = max(centre - self.bar_width // 2, 0)
-        image[:, left : left + self.bar_width] = 255
+        if self.gauge:
+            image[:, : centre + 1] = 255
+        else:
+            left = max(centre - self.bar_width // 2, 0)
+            image[:, left : left + self.bar_width] = 255
         return image
 
     def _state_vector(self) -> np.ndarray:
@@ -90,10 +97,12 @@ class PointTask(Task):
         size: int = 64,
         bar_width: int = 1,
         speed: float = 0.1,
+        gauge: bool = False,
     ):
         super().__init__("point-discrete" if discrete else "point")
         self.kwargs = dict(
-            discrete=discrete, length=length, size=size, bar_width=bar_width, speed=speed
+            discrete=discrete, length=length, size=size, bar_width=bar_width, speed=speed,
+            gauge=gauge,
         )
 
     @classmethod
