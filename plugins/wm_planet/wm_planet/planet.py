@@ -1,6 +1,12 @@
-"""PlaNet in the seed's functional API: ``create_planet_*_fn(model, ...)``.
+"""PlaNet as a wm world model: :class:`PlaNet`, and the functional API of the
+original World Models Library, ``create_planet_*_fn(model, ...)``.
 
 ::
+
+    world_model = PlaNet(task, model_dir)      # the wm.world_models entry point 'planet'
+    world_model.predict_fn, world_model.train_fn, ...
+
+or, function by function (as the gin configs build it):
 
     model = RecurrentStateSpaceModel(task=task)
     reset_fn = create_planet_reset_fn(model)
@@ -27,6 +33,7 @@ Everything here is gin-configurable under the module ``planet``
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import gin
@@ -34,13 +41,22 @@ import numpy as np
 import tensorflow as tf
 
 from wm_core import npz
-from wm_core.contracts import ObserveFn, PredictFn, Predictions, ResetFn, State, TrainFn
+from wm_core.contracts import (
+    ObserveFn,
+    PredictFn,
+    Predictions,
+    ResetFn,
+    State,
+    TrainFn,
+    WorldModel,
+)
 from wm_core.hooks import active_hooks
 from wm_planet.checkpoints import CheckpointWatcher
 from wm_planet.model import RecurrentStateSpaceModel
 from wm_planet.training import Trainer
 
 __all__ = [
+    "PlaNet",
     "RecurrentStateSpaceModel",
     "create_planet_reset_fn",
     "create_planet_observe_fn",
@@ -262,3 +278,38 @@ def create_planet_train_fn(
         trainer.fit(iterators[data_path], train_steps, active_hooks())
 
     return train_fn
+
+
+@gin.configurable(module="planet")
+class PlaNet(WorldModel):
+    """PlaNet as one world model: the four functions over one RSSM.
+
+    :param task: the wm task (its action space sizes the model).
+    :param model_dir: checkpoint directory, shared by training (writes) and
+        observe (restores the newest); ``None``: a new temporary directory.
+    :param model: the network; default ``RecurrentStateSpaceModel(task=task)``
+        at the published sizes.
+    :param strategy: the ``tf.distribute`` strategy for all four functions.
+    :param sample: observe and predict with sampled states (as PlaNet plans).
+    :param train_settings: keyword arguments of :func:`create_planet_train_fn`
+        (default: the published 100 steps of 50 chunks of 50 rows at 1e-3).
+    """
+
+    def __init__(
+        self,
+        task: Any,
+        model_dir: str | None = None,
+        model: RecurrentStateSpaceModel | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+        sample: bool = True,
+        **train_settings: Any,
+    ):
+        self.model = model or RecurrentStateSpaceModel(task=task)
+        self.model_dir = model_dir or tempfile.mkdtemp(prefix="wm-planet-")
+        settings = dict(train_steps=100, batch=50, duration=50, learning_rate=1e-3)
+        settings.update(train_settings)
+        self.reset = create_planet_reset_fn(self.model)
+        self.observe = create_planet_observe_fn(self.model, self.model_dir, strategy, sample)
+        self.predict = create_planet_predict_fn(self.model, strategy, sample=sample)
+        self.train = create_planet_train_fn(self.model, model_dir=self.model_dir, strategy=strategy,
+                                            **settings)

@@ -30,6 +30,7 @@ zero actions and rewards ("nothing moved").
 from __future__ import annotations
 
 import functools
+import tempfile
 from typing import Any
 
 import gin
@@ -62,7 +63,7 @@ class SV2P(WorldModel):
     :param frame_size: ``(H, W, C)`` of the ``uint8`` frames.
     :param model_dir: checkpoints are read from and written to here; the
         newest one is loaded on construction and whenever ``observe_fn``
-        finds a newer one.
+        finds a newer one (``None``: a new temporary directory).
     :param num_masks: number of CDNA transformations.
     :param latent_channels: channels of the latent map ``[H/8, W/8, L]``.
     :param base_channels: width of the first conv-LSTM (32: published size).
@@ -76,7 +77,7 @@ class SV2P(WorldModel):
         input_length: int = 2,
         output_length: int = 10,
         frame_size: tuple[int, int, int] = (64, 64, 3),
-        model_dir: str = gin.REQUIRED,
+        model_dir: str | None = None,
         num_masks: int = 10,
         latent_channels: int = 1,
         base_channels: int = 32,
@@ -95,7 +96,7 @@ class SV2P(WorldModel):
         self.frame_size = tuple(int(size) for size in frame_size)
         if len(self.frame_size) != 3:
             raise ValueError(f"frame_size must be (H, W, C), got {frame_size!r}")
-        self.model_dir = str(model_dir)
+        self.model_dir = str(model_dir or tempfile.mkdtemp(prefix="wm-sv2p-"))
         self.strategy = strategy or tf.distribute.get_strategy()
         self._distributed = tf.distribute.has_strategy() or strategy is not None
         with self.strategy.scope():
