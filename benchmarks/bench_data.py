@@ -31,6 +31,8 @@ import numpy as np
 
 from wm_core import npz
 
+from processor import describe
+
 SIZE = 64
 
 
@@ -146,4 +148,6 @@ def main(quick: bool = False) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small, fast variant")
+    print(describe(), flush=True)
     main(quick=parser.parse_args().quick)
+    print(describe())

@@ -45,6 +45,8 @@ from wm_planet import planet  # noqa: E402
 from wm_planet.model import RecurrentStateSpaceModel  # noqa: E402
 from wm_planet.training import Trainer  # noqa: E402
 
+from processor import describe  # noqa: E402
+
 HORIZON, ITERATIONS, PROPOSALS, FRACTION = 12, 10, 1000, 0.1
 BATCH, DURATION = 50, 50
 DECISION_TARGET_SECONDS, TRAIN_TARGET_RATIO = 0.5, 3.0
@@ -198,4 +200,6 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    print(describe(), flush=True)
     main(quick=parser.parse_args().quick)
+    print(describe())

@@ -29,6 +29,8 @@ from wm_core.objectives import DiscountedReward
 
 from wm_cem import CEM, ICEM, MPPI
 
+from processor import describe
+
 HORIZON, ITERATIONS, PROPOSALS, FRACTION, ACTION_DIM = 12, 10, 1000, 0.1, 6
 DETERMINISTIC, STOCHASTIC, HIDDEN = 200, 30, 200
 
@@ -157,4 +159,6 @@ def main(quick: bool = False) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    print(describe(), flush=True)
     main(quick=parser.parse_args().quick)
+    print(describe())

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from processor import describe
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 ACTION_REPEAT = 4
@@ -69,4 +71,6 @@ def main(quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    print(describe(), flush=True)
     main(quick="--quick" in sys.argv)
+    print(describe())

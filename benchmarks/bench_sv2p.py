@@ -50,6 +50,8 @@ from tensorflow.python.profiler import model_analyzer, option_builder  # noqa: E
 from wm_core.objectives import DiscountedReward  # noqa: E402
 from wm_sv2p import SV2P, KLSchedule, create_train_fn  # noqa: E402
 
+from processor import describe  # noqa: E402
+
 HORIZON, FRACTION = 12, 0.1
 ACTION_DIM = 1  # cartpole
 INPUT_LENGTH, OUTPUT_LENGTH = 2, 10
@@ -202,4 +204,6 @@ def report(name: str, seconds: float, flops: float, peak: float) -> dict[str, fl
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    print(describe(), flush=True)
     main(quick=parser.parse_args().quick)
+    print(describe())

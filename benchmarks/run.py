@@ -2,7 +2,10 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [name ...]
 
-Names: simulate, data, planner, planet, sv2p (default: all whose plugins are installed).
+Names: simulate, data, planner, planet, sv2p, peer (default: all).  ``peer`` is
+wm side by side with mbrl-lib (``bench_peer.py``); it needs the peer's
+interpreter (``WM_PEER_PYTHON``) and says it is skipped without one.
+Every benchmark prints the processor's flags (``processor.py``) with its figures.
 Each benchmark runs in its own process (MuJoCo's renderer and TensorFlow must
 not share one; see wm_core/tasks/process.py).
 """
@@ -19,6 +22,7 @@ BENCHMARKS = {
     "planner": "bench_planner",
     "planet": "bench_planet",
     "sv2p": "bench_sv2p",
+    "peer": "bench_peer",
 }
 
 

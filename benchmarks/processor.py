@@ -1,0 +1,67 @@
+"""The processor facts every benchmark prints with its figures (one helper, shared).
+
+A timing, or a ratio to a FLOP limit, does not carry across processors: the
+same TensorFlow code is several times slower relative to the peer on a
+2-core AVX2-only machine than on one with AVX-512.  So each benchmark says
+which vector and matrix extensions its machine has::
+
+    from processor import describe
+    print(describe())
+    # processor: AMD EPYC, 2 cores; avx2 yes, avx512f no, avx512_bf16 no, amx no; load 1.9
+
+(``benchmarks/`` is on ``sys.path`` when a benchmark runs as a script.)
+The load average is part of the line: another process on the machine slows
+every figure, so medians and ratios measured in the same run are what count.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+__all__ = ["FLAGS", "flags", "describe"]
+
+#: The extensions that decide which kernels TensorFlow and PyTorch use here.
+#: ``amx`` is any of the ``amx_*`` flags (tile, bf16, int8).
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    """Model name and flags of the first processor in ``/proc/cpuinfo`` (Linux)."""
+    model, found = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    found = set(value.split())
+                    break
+    except OSError:
+        pass
+    return model, found
+
+
+def flags() -> dict[str, bool]:
+    """``{flag: present}`` for each of :data:`FLAGS`."""
+    _, found = _cpuinfo()
+    present = {name: name in found for name in FLAGS[:-1]}
+    present["amx"] = any(name.startswith("amx") for name in found)
+    return present
+
+
+def describe() -> str:
+    """One line: processor model, core count, each of :data:`FLAGS`, 1-minute load average."""
+    model, _ = _cpuinfo()
+    marks = ", ".join(f"{name} {'yes' if value else 'no'}" for name, value in flags().items())
+    try:
+        load = f"; load {os.getloadavg()[0]:.1f}"
+    except OSError:
+        load = ""
+    return f"processor: {model}, {os.cpu_count()} cores; {marks}{load}"
+
+
+if __name__ == "__main__":
+    print(describe())
