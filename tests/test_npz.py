@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -329,3 +331,16 @@ def test_reservoir_does_not_count_unusable_episodes():
     reservoir = EpisodeReservoir(2, seed=0)
     assert not reservoir.offer(lambda: None)
     assert len(reservoir) == 0 and reservoir.offered == 0
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    (kept,) = npz.save_dictionaries([encoded_episode(0, 3)], str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".20260101T000000000000-abcd1234-len3.npz.{dead}.tmp"
+    live = tmp_path / f".20260101T000000000001-abcd1234-len3.npz.{os.getpid()}.tmp"
+    stale.write_bytes(b"half an episode")
+    live.write_bytes(b"being written")
+    assert npz.remove_stale_temporaries(str(tmp_path)) == [str(stale)]
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(kept), live.name])
+    assert npz.remove_stale_temporaries(str(tmp_path / "missing")) == []

@@ -15,7 +15,8 @@ A file appears under its final name only once it is complete: it is written
 to a hidden temporary file ``.<name>.<pid>.tmp`` in the same directory,
 flushed to disk, then renamed.  A crash leaves at most a temporary file, which
 the loaders ignore (they read ``*.npz`` files whose names do not start with
-a dot).
+a dot) and :func:`remove_stale_temporaries` deletes (``train_eval_loop``
+calls it when a run starts).
 
 Files are compressed (``np.savez_compressed``).  Measured on 501 rendered
 64x64 frames of dm_control ``cheetah-run`` (this machine, median of 5):
@@ -67,6 +68,7 @@ __all__ = [
     "iter_dictionaries",
     "load_dictionaries",
     "load_episode",
+    "remove_stale_temporaries",
     "save_dictionaries",
     "validate_episode",
 ]
@@ -175,6 +177,39 @@ def _write_atomically(directory: str, name: str, episode: Mapping[str, np.ndarra
             os.remove(temporary)
         raise
     return final
+
+
+_TEMPORARY = re.compile(r"^\..+\.npz\.(\d+)\.tmp$")
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str) -> list[str]:
+    """Deletes the temporary files that killed writers left in ``directory``.
+
+    A temporary file (``.<name>.<pid>.tmp``) is stale when no process with
+    its writer's pid runs on this machine; those of live writers are kept.
+    Returns the removed paths.  A missing directory has none.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        match = _TEMPORARY.match(name)
+        if match and not _process_is_alive(int(match.group(1))):
+            path = os.path.join(directory, name)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed.append(path)
+    return removed
 
 
 def _fsync_directory(directory: str) -> None:

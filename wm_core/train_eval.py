@@ -181,6 +181,8 @@ def train_eval_loop(
     state_path = os.path.join(output_dir, LOOP_STATE_FILE)
     for directory in (output_dir, model_dir, train_dir, eval_dir):
         os.makedirs(directory, exist_ok=True)
+    for directory in (train_dir, eval_dir):
+        npz.remove_stale_temporaries(directory)  # left by a run killed mid-save
     if offline and not _saved_episodes(train_dir):
         raise FileNotFoundError(f"offline mode needs episodes in {train_dir}, found none")
 
