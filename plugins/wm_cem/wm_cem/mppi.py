@@ -16,9 +16,16 @@ __all__ = ["MPPI", "exponential_weights"]
 
 
 def exponential_weights(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(scores / temperature)``, ``float64 [K]`` summing to one."""
-    logits = (np.asarray(scores, np.float64) - np.max(scores)) / temperature
-    weights = np.exp(logits)
+    """``softmax(scores / (temperature * std(scores)))``, ``float64 [K]`` summing to one.
+
+    The temperature is relative to the spread of the scores, so the weights
+    do not change when the objective is rescaled; equal scores weigh equally.
+    """
+    scores = np.asarray(scores, np.float64)
+    spread = scores.std()
+    if not spread > 0.0:
+        return np.full(len(scores), 1.0 / len(scores))
+    weights = np.exp((scores - scores.max()) / (temperature * spread))
     return weights / weights.sum()
 
 
@@ -26,15 +33,20 @@ def exponential_weights(scores: np.ndarray, temperature: float) -> np.ndarray:
 class MPPI(PopulationSearch):
     """MPPI: the new mean is the softmax-weighted average of the proposals.
 
-    Weights are ``exp(score / temperature)``, normalised to sum to one over
+    Weights are ``exp(score / (temperature * spread))``, ``spread`` the
+    standard deviation of the elites' scores, normalised to sum to one over
     the top ``fraction`` of the proposals (``fraction=1``: all of them), so
-    the mean is a proper weighted average — never shrunk towards zero.  The stdev (Gaussian) is the weighted stdev around the new mean; for
+    the mean is a proper weighted average — never shrunk towards zero.
+    Measuring the temperature in units of the spread makes it work for
+    objectives of any scale (returns in the tens or in the thousands).  The
+    stdev (Gaussian) is the weighted stdev around the new mean; for
     ``Discrete`` actions the categorical becomes the weighted action
     frequencies.  Small temperatures approach "take the best proposal" (and
     collapse the stdev early), large ones the plain average of the elites,
     i.e. CEM.
 
-    :param temperature: > 0, in units of the objective's score.
+    :param temperature: > 0, in units of the standard deviation of the
+        elites' scores (1: an elite one deviation better weighs e times more).
     Other arguments: see :class:`wm_cem.search.PopulationSearch`.
     """
 
