@@ -56,8 +56,8 @@ class LearningScore:
         )
 
 
-def learnable_point_task(length: int = 20) -> PointTask:
-    """The point task drawn as a gauge, moving 0.3 per step.
+def learnable_point_task(length: int = 20, size: int = 64) -> PointTask:
+    """The point task drawn as a gauge on ``size x size`` frames, moving 0.3 per step.
 
     Frames only (the agent never sees the position).  The gauge makes a
     frame predicted at a wrong position overlap the true one in proportion
@@ -66,7 +66,7 @@ def learnable_point_task(length: int = 20) -> PointTask:
     seed episodes show every position and reward, and a planner reaches the
     goal from anywhere in at most 5 steps.
     """
-    return PointTask(length=length, speed=0.3, gauge=True)
+    return PointTask(length=length, size=size, speed=0.3, gauge=True)
 
 
 def score_against_references(
