@@ -9,8 +9,9 @@ episodes of the toy task (``wm_core.toy.PointTask``, 24 episodes of 50 steps,
 written to ``--data`` once and reused, so two code versions train on the
 same chunks), and prints the mean of each metric over every ``--every``
 steps, and the wall time per step.  Run it on two versions of the code
-(e.g. a ``git worktree`` of the old commit on ``PYTHONPATH``) and compare
-the columns: a change that keeps the maths (up to float rounding) gives the
+(e.g. a ``git worktree`` of the old commit on ``PYTHONPATH``): both start
+from the same initial weights (``--seed`` seeds them).  Compare
+the columns; a change that keeps the maths (up to float rounding) gives the
 same curve within seed-to-seed noise (run a second ``--seed`` for that
 scale).  ``--keras-layers`` computes the conv layers with the Keras layers
 instead of the fast formulations (``wm_planet.networks``).
@@ -27,6 +28,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import tf_keras  # noqa: E402
 
 from processor import describe  # noqa: E402
 from wm_core import npz, planners, simulate  # noqa: E402
@@ -58,6 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     print(describe(), flush=True)
     chunks = npz.ChunkIterator(episodes(args.data), BATCH, DURATION, seed=args.seed)
+    tf_keras.utils.set_random_seed(args.seed)  # the initial weights (Python, NumPy and TF seeds)
     model = RecurrentStateSpaceModel(task=PointTask(length=LENGTH), seed=args.seed, **CPU_SIZES)
     model.encoder.fast = model.decoder.fast = not args.keras_layers
     curve, window, times = [], [], []
