@@ -124,8 +124,18 @@ def test_a_bad_run_seed_is_a_clear_error(tmp_path, flag, binding):
     assert "wm-run: error: the run seed" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_plugins_command_lists_distributions_names_hooks_and_status():
+def test_plugins_command_lists_entry_points_from_metadata_without_importing_them():
     result = wm_run("plugins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("wm-planet ") for line in lines)
+    planet = next(line for line in lines if "world_models" in line and " planet " in line)
+    assert planet.endswith("wm_planet.planet:PlaNet")
+    assert "tensorflow" not in result.stderr.lower()
+
+
+def test_plugins_check_lists_distributions_names_hooks_and_status():
+    result = wm_run("plugins", "--check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("wm-core 0.1.0") for line in lines)

@@ -274,17 +274,24 @@ def _print_quality(quality, out=None) -> None:
             print(f"  {name:<18} mean per step ahead: {' '.join(f'{v:.3g}' for v in steps)}", file=out)
 
 
-def list_plugins(out=sys.stdout) -> None:
-    """Print every installed plugin distribution: names per kind, hooks, load status."""
-    from wm_core.hooks import create_plugin_manager
+def list_plugins(out=sys.stdout, check: bool = False) -> None:
+    """Print every installed plugin distribution and its entry points, per kind.
 
-    manager = create_plugin_manager()
+    From package metadata alone (nothing is imported): each entry point's
+    target.  With ``check``, each is loaded and its status printed instead
+    (hook plugins with the hooks they implement).
+    """
+    manager = None
+    if check:
+        from wm_core.hooks import create_plugin_manager
+
+        manager = create_plugin_manager()
     by_distribution: dict[str, list[str]] = {}
     for kind in (*registry.KINDS, "plugins"):
         points = registry.entry_points(kind) if kind != "plugins" else _hook_entry_points()
         for point in points:
             dist = f"{point.dist.name} {point.dist.version}" if point.dist else "unknown"
-            status = _load_status(kind, point.name, manager)
+            status = _load_status(kind, point.name, manager) if check else point.value
             by_distribution.setdefault(dist, []).append(f"  {kind:<13} {point.name:<24} {status}")
     for dist in sorted(by_distribution):
         print(dist, file=out)
@@ -328,6 +335,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run: seed of the first episode (default: the config's, else 0); "
         "evaluate: seed of the states and sequences drawn (default 0)",
     )
+    parser.add_argument("--check", action="store_true",
+                        help="plugins: import each plugin and say whether it loads")
     parser.add_argument("--run_dir", help="evaluate: the run directory (an --output_dir of wm-run)")
     parser.add_argument("--num_states", type=_positive_int, default=50, help="evaluate: states (default 50)")
     parser.add_argument("--num_sequences", type=_at_least_two, default=32,
@@ -371,10 +380,11 @@ def _main_evaluate(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warnings
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "plugins":
-        list_plugins()
+        list_plugins(check=args.check)
         return 0
     if args.command == "evaluate":
         return _main_evaluate(parser, args)
