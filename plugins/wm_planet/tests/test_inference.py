@@ -167,7 +167,7 @@ def test_one_model_cannot_serve_two_strategies(task, tmp_path, tiny_model):
         planet.create_planet_observe_fn(model, str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
-def test_the_world_models_entry_point_is_the_model_class():
+def test_the_world_models_entry_point_is_the_world_model_class():
     from wm_core import registry
 
-    assert registry.load("world_models", "planet") is planet.RecurrentStateSpaceModel
+    assert registry.load("world_models", "planet") is planet.PlaNet
