@@ -38,7 +38,7 @@ def test_example_passes_its_own_contract_tests(installed_example):
 
 
 def test_wm_run_lists_the_installed_example(installed_example):
-    result = subprocess.run([sys.executable, "-m", "wm_core.cli", "plugins"], env=installed_example,
+    result = subprocess.run([sys.executable, "-m", "wm_core.cli", "plugins", "--check"], env=installed_example,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     section = result.stdout.split("wm-example-plugin 0.1.0", 1)[1]
