@@ -344,3 +344,14 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
     assert npz.remove_stale_temporaries(str(tmp_path)) == [str(stale)]
     assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(kept), live.name])
     assert npz.remove_stale_temporaries(str(tmp_path / "missing")) == []
+
+
+def test_episodes_with_a_newer_extra_column_are_trained_on_without_it(tmp_path):
+    npz.save_dictionaries([encoded_episode(0, 6)], str(tmp_path))  # written by older code
+    newer = {**encoded_episode(1, 6), "seed": np.full(6, 7, np.int64)}
+    npz.save_dictionaries([newer], str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is skipped
+        batch = next(npz.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=3))
+    assert sorted(batch) == ["action", "image", "reward"]
+    assert set(ids_and_steps(batch)[0][:, 0]) == {0, 1}

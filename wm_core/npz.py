@@ -390,7 +390,10 @@ class _ChunkSource:
         layout = {key: (value.dtype, value.shape[1:]) for key, value in episode.items()}
         if self._layout is None:
             self._layout = layout
-        elif layout != self._layout:
+        # Keys the first episode lacks (e.g. a column newer code records) are dropped, so a
+        # run resumed under newer code keeps training on its old and new episodes alike.
+        common = {key: layout.get(key) for key in self._layout}
+        if common != self._layout:
             self.rejected.append(name)
             warnings.warn(
                 f"skipping episode file {path}: its keys/dtypes/shapes {layout} differ from "
@@ -398,7 +401,7 @@ class _ChunkSource:
                 stacklevel=2,
             )
             return None
-        return episode
+        return {key: episode[key] for key in self._layout}
 
 
 def _produce(source: _ChunkSource, batches: queue.Queue, stop: threading.Event) -> None:
