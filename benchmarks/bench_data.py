@@ -1,4 +1,4 @@
-"""Throughput of :class:`wm_core.npz.ChunkIterator` against raw NumPy slicing.
+"""Throughput of :class:`wm_core.sampling.ChunkIterator` against raw NumPy slicing.
 
 Run: ``.venv/bin/python benchmarks/bench_data.py [--quick]``.
 
@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from wm_core import npz
+from wm_core import npz, sampling
 
 from processor import describe
 
@@ -79,7 +79,7 @@ def fancy_indexing_sampler(
     return next_batch
 
 
-def trainer_wait(iterator: npz.ChunkIterator, batches: int, train_step_s: float) -> float:
+def trainer_wait(iterator: sampling.ChunkIterator, batches: int, train_step_s: float) -> float:
     """Median seconds spent in ``next()`` by a trainer that works ``train_step_s``."""
     waits = []
     batch = None
@@ -112,7 +112,7 @@ def main(quick: bool = False) -> dict[str, float]:
         baseline = fancy_indexing_sampler(episodes, batch_size, chunk_length)
         baseline_rates, iterator_rates, first_batch = [], [], []
         for repeat in range(repeats):
-            iterator = npz.ChunkIterator(directory, batch_size, chunk_length, seed=repeat)
+            iterator = sampling.ChunkIterator(directory, batch_size, chunk_length, seed=repeat)
             start = time.perf_counter()
             next(iterator)
             first_batch.append(time.perf_counter() - start)
@@ -127,7 +127,7 @@ def main(quick: bool = False) -> dict[str, float]:
         for prefetch in (0, 2):
             waits = []
             for repeat in range(repeats):
-                with npz.ChunkIterator(directory, batch_size, chunk_length, seed=repeat,
+                with sampling.ChunkIterator(directory, batch_size, chunk_length, seed=repeat,
                                        prefetch=prefetch) as iterator:
                     next(iterator)  # files loaded
                     waits.append(trainer_wait(iterator, batches, train_step_s))

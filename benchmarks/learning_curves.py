@@ -33,7 +33,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from wm_core.metrics_log import read_metrics  # noqa: E402
+from wm_core.reporting.metrics_log import read_metrics  # noqa: E402
 
 ACTION_REPEAT = 8
 #: (environment steps, score, source) of PlaNet on cartpole swing-up.

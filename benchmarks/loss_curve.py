@@ -5,7 +5,7 @@
 Trains the README's CPU-sized model (configs/planet_cem_cartpole_swingup_cpu.gin:
 deter 64, stoch 16, hidden 64, embed 256, depth 16; batch 16 x 25, Adam 1e-3,
 sampled latents and dequantisation noise as published) on random-policy
-episodes of the toy task (``wm_core.toy.PointTask``, 24 episodes of 50 steps,
+episodes of the toy task (``wm_core.tasks.toy.PointTask``, 24 episodes of 50 steps,
 written to ``--data`` once and reused, so two code versions train on the
 same chunks), and prints the mean of each metric over every ``--every``
 steps, and the wall time per step.  Run it on two versions of the code
@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402
 
 from processor import describe  # noqa: E402
-from wm_core import npz, planners, simulate  # noqa: E402
-from wm_core.toy import PointTask  # noqa: E402
+from wm_core import npz, planners, sampling, simulate  # noqa: E402
+from wm_core.tasks.toy import PointTask  # noqa: E402
 from wm_planet.model import RecurrentStateSpaceModel  # noqa: E402
 from wm_planet.training import Trainer  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the curve here")
     args = parser.parse_args()
     print(describe(), flush=True)
-    chunks = npz.ChunkIterator(episodes(args.data), BATCH, DURATION, seed=args.seed)
+    chunks = sampling.ChunkIterator(episodes(args.data), BATCH, DURATION, seed=args.seed)
     tf_keras.utils.set_random_seed(args.seed)  # the initial weights (Python, NumPy and TF seeds)
     model = RecurrentStateSpaceModel(task=PointTask(length=LENGTH), seed=args.seed, **CPU_SIZES)
     model.encoder.fast = model.decoder.fast = not args.keras_layers

@@ -35,7 +35,7 @@ from wm_core.objectives import DiscountedReward
 from wm_core.oracle import OracleWorldModel
 from wm_core.planners import GaussianRandomNoise, ModelPlanner, Random
 from wm_core.simulate import simulate
-from wm_core.toy import PointEnv, PointTask
+from wm_core.tasks.toy import PointEnv, PointTask
 from wm_core.train_eval import EVAL_SEED_OFFSET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -358,7 +358,7 @@ def test_csv_has_a_row_per_state_then_mean_and_median(tmp_path):
 
 
 def test_summaries_hold_every_defined_aggregate(tmp_path, tensorboard_reader_without_tensorflow):
-    from wm_core import summaries
+    from wm_core.reporting import summaries
 
     task = PointTask(length=LENGTH)
     save_random_episodes(task, tmp_path / "episodes")

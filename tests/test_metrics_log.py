@@ -7,9 +7,9 @@ import pytest
 
 from wm_core import npz
 from wm_core.hooks import Hooks, active_hooks, create_plugin_manager
-from wm_core.metrics_log import METRICS_FILE, MetricsLogPlugin, read_metrics
+from wm_core.reporting.metrics_log import METRICS_FILE, MetricsLogPlugin, read_metrics
 from wm_core.planners import Random
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 from wm_core.train_eval import train_eval_loop
 
 

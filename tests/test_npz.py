@@ -1,4 +1,4 @@
-"""Episode files (save/load) and the chunk iterator of :mod:`wm_core.npz`."""
+"""Episode files (:mod:`wm_core.npz`) and the training batches sampled from them (:mod:`wm_core.sampling`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
-from wm_core import npz
+from wm_core import npz, sampling
 from wm_core.contracts import ContractError
-from wm_core.data import EpisodeReservoir
+from wm_core.sampling import EpisodeReservoir
 
 
 def encoded_episode(episode_id: int, rows: int, size: int = 4) -> dict[str, np.ndarray]:
@@ -193,7 +193,7 @@ def test_missing_directory_is_named(tmp_path):
 def test_chunks_are_contiguous_slices_with_kept_dtypes(tmp_path):
     rows = [10, 15, 7]
     npz.save_dictionaries([encoded_episode(i, n) for i, n in enumerate(rows)], str(tmp_path))
-    iterator = npz.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=5, seed=1)
+    iterator = sampling.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=5, seed=1)
     for _, batch in zip(range(5), iterator):
         assert batch["image"].dtype == np.uint8 and batch["image"].shape == (64, 5, 4, 4, 3)
         assert batch["action"].dtype == np.float32 and batch["action"].shape == (64, 5, 2)
@@ -211,7 +211,7 @@ def test_chunk_starts_are_uniform_over_all_episodes(tmp_path):
     # rows 5, 8, 12 with chunk_length 4: 2 + 5 + 9 = 16 equally likely (episode, start) pairs.
     npz.save_dictionaries([encoded_episode(i, n) for i, n in enumerate([5, 8, 12])],
                           str(tmp_path))
-    iterator = npz.ChunkIterator(str(tmp_path), batch_size=160, chunk_length=4, seed=3)
+    iterator = sampling.ChunkIterator(str(tmp_path), batch_size=160, chunk_length=4, seed=3)
     counts: dict[tuple[int, int], int] = {}
     for _, batch in zip(range(100), iterator):
         ids, steps = ids_and_steps(batch)
@@ -228,7 +228,7 @@ def test_chunk_starts_are_uniform_over_all_episodes(tmp_path):
 def test_short_episodes_are_skipped_unread_with_one_warning(tmp_path, count_loads):
     paths = npz.save_dictionaries(
         [encoded_episode(0, 3), encoded_episode(1, 10), encoded_episode(2, 4)], str(tmp_path))
-    iterator = npz.ChunkIterator(str(tmp_path), batch_size=16, chunk_length=5)
+    iterator = sampling.ChunkIterator(str(tmp_path), batch_size=16, chunk_length=5)
     with pytest.warns(UserWarning) as caught:
         batches = [next(iterator) for _ in range(3)]
     assert len(caught) == 1
@@ -244,7 +244,7 @@ def test_no_usable_episode_raises_saying_why(tmp_path, rows, reason, prefetch):
     npz.save_dictionaries([encoded_episode(i, n) for i, n in enumerate(rows)], str(tmp_path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with npz.ChunkIterator(str(tmp_path), 4, 5, prefetch=prefetch) as iterator:
+        with sampling.ChunkIterator(str(tmp_path), 4, 5, prefetch=prefetch) as iterator:
             for _ in range(2):  # and again, instead of hanging
                 with pytest.raises(ValueError, match=f"no usable episode.*{reason}"):
                     next(iterator)
@@ -252,7 +252,7 @@ def test_no_usable_episode_raises_saying_why(tmp_path, rows, reason, prefetch):
 
 def test_new_files_are_in_the_next_batch_and_every_file_read_once(tmp_path, count_loads):
     npz.save_dictionaries([encoded_episode(i, 6) for i in range(3)], str(tmp_path))
-    iterator = npz.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=3)
+    iterator = sampling.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=3)
 
     def episode_ids() -> set[int]:
         return {int(i) for i in ids_and_steps(next(iterator))[0][:, 0]}
@@ -265,7 +265,7 @@ def test_new_files_are_in_the_next_batch_and_every_file_read_once(tmp_path, coun
 
 
 def test_memory_stays_bounded_by_max_episodes(tmp_path, count_loads):
-    iterator = npz.ChunkIterator(str(tmp_path), batch_size=8, chunk_length=2,
+    iterator = sampling.ChunkIterator(str(tmp_path), batch_size=8, chunk_length=2,
                                  max_episodes_in_memory=3)
     sampled = set()
     for episode_id in range(12):
@@ -281,7 +281,7 @@ def test_memory_stays_bounded_by_max_episodes(tmp_path, count_loads):
 def test_inconsistent_episode_is_skipped_with_a_warning(tmp_path):
     npz.save_dictionaries([encoded_episode(0, 6)], str(tmp_path))
     (other,) = npz.save_dictionaries([encoded_episode(1, 6, size=8)], str(tmp_path))
-    iterator = npz.ChunkIterator(str(tmp_path), batch_size=8, chunk_length=3)
+    iterator = sampling.ChunkIterator(str(tmp_path), batch_size=8, chunk_length=3)
     with pytest.warns(UserWarning, match=re.escape(os.path.basename(other))):
         batch = next(iterator)
     assert np.all(ids_and_steps(batch)[0] == 0)
@@ -289,8 +289,8 @@ def test_inconsistent_episode_is_skipped_with_a_warning(tmp_path):
 
 def test_prefetch_gives_the_same_batches_as_synchronous(tmp_path):
     npz.save_dictionaries([encoded_episode(i, 9) for i in range(4)], str(tmp_path))
-    synchronous = npz.ChunkIterator(str(tmp_path), 8, 4, seed=5)
-    with npz.ChunkIterator(str(tmp_path), 8, 4, seed=5, prefetch=3) as prefetched:
+    synchronous = sampling.ChunkIterator(str(tmp_path), 8, 4, seed=5)
+    with sampling.ChunkIterator(str(tmp_path), 8, 4, seed=5, prefetch=3) as prefetched:
         for _ in range(6):
             expected, actual = next(synchronous), next(prefetched)
             for key in expected:
@@ -303,7 +303,7 @@ def test_bad_iterator_argument_is_named(tmp_path, name):
     arguments = dict(batch_size=2, chunk_length=2, max_episodes_in_memory=2)
     arguments[name] = 0
     with pytest.raises(ValueError, match=name):
-        npz.ChunkIterator(str(tmp_path), **arguments)
+        sampling.ChunkIterator(str(tmp_path), **arguments)
 
 
 # --------------------------------------------------------------------------- reservoir
@@ -352,6 +352,6 @@ def test_episodes_with_a_newer_extra_column_are_trained_on_without_it(tmp_path):
     npz.save_dictionaries([newer], str(tmp_path))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing is skipped
-        batch = next(npz.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=3))
+        batch = next(sampling.ChunkIterator(str(tmp_path), batch_size=64, chunk_length=3))
     assert sorted(batch) == ["action", "image", "reward"]
     assert set(ids_and_steps(batch)[0][:, 0]) == {0, 1}

@@ -5,7 +5,7 @@ import pytest
 
 from wm_core import planners
 from wm_core.testing import PlannerContract
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 IMAGE = np.zeros((64, 64, 3), np.uint8)
 

@@ -8,7 +8,7 @@ import pytest
 
 from wm_core.tasks import DeepMindControl
 from wm_core.tasks.process import ProcessEnv, WorkerError
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 
 @pytest.fixture

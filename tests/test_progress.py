@@ -8,9 +8,9 @@ import pytest
 
 from wm_core.hooks import Hooks, create_plugin_manager
 from wm_core.planners import Random
-from wm_core.progress import ProgressPlugin, progress_enabled
+from wm_core.reporting.progress import ProgressPlugin, progress_enabled
 from wm_core.simulate import simulate
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 STEPS = 4
 

@@ -4,7 +4,7 @@ import pytest
 
 from wm_core import registry
 from wm_core.planners import Random
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 
 def test_builtins_are_registered_through_entry_points():

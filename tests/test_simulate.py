@@ -9,7 +9,7 @@ from wm_core import hookimpl
 from wm_core.hooks import Hooks, create_plugin_manager
 from wm_core.planners import Planner, Random
 from wm_core.simulate import simulate
-from wm_core.toy import PointEnv, PointTask
+from wm_core.tasks.toy import PointEnv, PointTask
 
 HORIZON = 3
 

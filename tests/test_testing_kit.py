@@ -9,7 +9,7 @@ import pytest
 from wm_core import testing
 from wm_core.contracts import ContractError, WorldModel
 from wm_core.planners import Random
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 
 class CountingModel(WorldModel):
@@ -78,7 +78,7 @@ def test_toy_task_passes_the_task_contract():
 def test_core_imports_without_tensorflow():
     code = (
         "import sys, wm_core, wm_core.registry, wm_core.planners, wm_core.simulate, "
-        "wm_core.objectives, wm_core.testing, wm_core.hooks, wm_core.toy\n"
+        "wm_core.objectives, wm_core.testing, wm_core.hooks, wm_core.tasks.toy\n"
         "assert 'tensorflow' not in sys.modules, 'wm_core imported tensorflow'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_core.toy import PointEnv, PointTask
+from wm_core.tasks.toy import PointEnv, PointTask
 
 
 def test_bar_is_bar_width_columns_centred_on_the_point():

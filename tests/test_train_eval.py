@@ -14,7 +14,7 @@ import pytest
 from wm_core import hookimpl, npz
 from wm_core.hooks import Hooks, create_plugin_manager
 from wm_core.planners import Random
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 from wm_core.train_eval import train_eval_loop
 
 LENGTH = 5
@@ -125,7 +125,7 @@ def test_invalid_schedule_is_rejected(tmp_path):
 RUN_SCRIPT = textwrap.dedent('''
     import os, sys, time
     from wm_core.planners import Random
-    from wm_core.toy import PointTask
+    from wm_core.tasks.toy import PointTask
     from wm_core.train_eval import train_eval_loop
 
     output, hang_at = sys.argv[1], sys.argv[2]

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator, event_file_loader
 
-from wm_core import summaries
+from wm_core.reporting import summaries
 from wm_core.hooks import Hooks, create_plugin_manager
-from wm_core.visualize import (
+from wm_core.reporting.visualize import (
     TensorBoardPlugin,
     one_step_rewards,
     open_loop_decisions,
@@ -212,7 +212,7 @@ def test_calls_append_to_one_file_and_a_new_process_adds_a_file(tmp_path):
     visualize(tmp_path, 1, [], None, {"score": 1.0})
     visualize(tmp_path, 2, [], None, {"score": 2.0})
     assert len(os.listdir(tmp_path)) == 1
-    script = f"from wm_core.visualize import visualize\nvisualize({str(tmp_path)!r}, 3, [], None, {{'score': 3.0}})\n"
+    script = f"from wm_core.reporting.visualize import visualize\nvisualize({str(tmp_path)!r}, 3, [], None, {{'score': 3.0}})\n"
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert len(os.listdir(tmp_path)) == 2
     assert scalars(accumulator(tmp_path), "score") == [(1, 1.0), (2, 2.0), (3, 3.0)]
@@ -222,7 +222,7 @@ def test_visualize_does_not_import_tensorflow(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         import numpy as np
-        from wm_core.visualize import visualize
+        from wm_core.reporting.visualize import visualize
         episode = {{"image": np.zeros((3, 8, 8, 3), np.uint8), "reward": np.zeros(3, np.float32)}}
         prediction = {{"reward": np.zeros(2, np.float32), "image": np.zeros((2, 8, 8, 3), np.uint8)}}
         visualize({str(tmp_path)!r}, 0, [episode], [[prediction, prediction]], {{"score": 0.0}})

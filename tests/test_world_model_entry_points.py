@@ -17,7 +17,7 @@ from wm_core import registry
 CHECK = textwrap.dedent("""
     import sys
     from wm_core import registry, testing
-    from wm_core.toy import PointTask
+    from wm_core.tasks.toy import PointTask
     task = PointTask(length=5)
     testing.check_world_model(registry.make("world_models", sys.argv[1], task=task), task)
     print("contract honoured")

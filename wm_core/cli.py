@@ -52,7 +52,7 @@ CORE_CONFIGURABLE_MODULES = (
     "wm_core.planners",
     "wm_core.simulate",
     "wm_core.tasks",
-    "wm_core.toy",
+    "wm_core.tasks.toy",
     "wm_core.train_eval",
 )
 OUR_PLUGIN_PACKAGES = ("wm_cem", "wm_planet", "wm_sv2p")
@@ -187,7 +187,8 @@ def evaluate(
     a run, has no episodes, or whose learned model has no checkpoint.
     Notes (which episodes are used) go to ``out`` (default ``sys.stdout``).
     """
-    from wm_core import evaluation, summaries
+    from wm_core import evaluation
+    from wm_core.reporting import summaries
     from wm_core.train_eval import EVAL_SEED_OFFSET, _environment_steps
 
     run_dir = os.path.abspath(run_dir)

@@ -111,7 +111,8 @@ from typing import Any, Sequence
 import gymnasium
 import numpy as np
 
-from wm_core import npz, spaces, summaries
+from wm_core import npz, spaces
+from wm_core.reporting import summaries
 from wm_core.contracts import (
     ContractError,
     Episode,
@@ -125,7 +126,7 @@ from wm_core.contracts import (
 from wm_core.objectives import DiscountedReward
 from wm_core.oracle import OracleWorldModel, rewards_differ
 from wm_core.atomic import write_text_atomically
-from wm_core.visualize import open_loop_frames
+from wm_core.reporting.visualize import open_loop_frames
 
 __all__ = [
     "EvaluationError",
@@ -661,7 +662,7 @@ def write_summaries(quality: PlanningQuality, summary_dir: str, global_step: int
     """Every defined aggregate as the TensorBoard scalar
     ``planning_quality/<figure>/<mean|median>`` at ``global_step``, through
     this process's writer of ``summary_dir`` (flushed, left open: whoever owns
-    the directory closes it with :func:`wm_core.summaries.close`)."""
+    the directory closes it with :func:`wm_core.reporting.summaries.close`)."""
     writer = summaries.writer(summary_dir)
     for statistic in STATISTICS:
         for name, value in quality.aggregate(statistic).items():

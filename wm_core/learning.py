@@ -28,7 +28,7 @@ import numpy as np
 from wm_core.oracle import OracleWorldModel
 from wm_core.planners import Planner, Random
 from wm_core.simulate import simulate
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 __all__ = ["LearningScore", "learnable_point_task", "score_against_references"]
 

@@ -37,7 +37,7 @@ from wm_core.evaluation import evaluate_planner
 from wm_core.hooks import Hooks, active_hooks, use_hooks
 from wm_core.planners import Random
 from wm_core.simulate import simulate
-from wm_core.visualize import visualize
+from wm_core.reporting.visualize import visualize
 
 __all__ = ["train_eval_loop", "visualize", "LOOP_STATE_FILE"]
 

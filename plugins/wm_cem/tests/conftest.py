@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wm_core.objectives import TotalReward
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 
 
 class TargetModel:

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from wm_core import npz, planners, simulate  # noqa: E402
-from wm_core.toy import PointTask  # noqa: E402
+from wm_core.tasks.toy import PointTask  # noqa: E402
 
 #: A model small enough that a train step takes milliseconds (64×64 frames).
 TINY = dict(

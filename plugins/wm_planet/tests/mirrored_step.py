@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from wm_core.toy import PointTask  # noqa: E402
+from wm_core.tasks.toy import PointTask  # noqa: E402
 from wm_planet import planet  # noqa: E402
 from wm_planet.model import RecurrentStateSpaceModel  # noqa: E402
 from wm_planet.training import Trainer  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from wm_core.testing import WorldModelContract
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 from wm_planet import planet
 
 

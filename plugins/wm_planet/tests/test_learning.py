@@ -11,7 +11,6 @@ actions and rewards (training windows, observe, predict) makes it fail.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import tf_keras

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from wm_core import npz
+from wm_core import npz, sampling
 from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
 from wm_planet import planet
 from wm_planet.rssm import gaussian
@@ -31,7 +31,7 @@ def recording_hooks() -> tuple[Hooks, StepRecorder]:
 
 
 def fixed_batch(directory: str, batch: int = 4, length: int = 8) -> dict[str, tf.Tensor]:
-    chunks = next(npz.ChunkIterator(directory, batch, length, seed=123))
+    chunks = next(sampling.ChunkIterator(directory, batch, length, seed=123))
     return {key: tf.constant(chunks[key]) for key in ("image", "action", "reward")}
 
 
@@ -169,7 +169,7 @@ def test_a_nan_loss_raises_and_never_replaces_the_good_checkpoint(
 
 def test_steps_of_one_batch_shape_share_one_compiled_graph(task, tiny_model, episodes_dir, tmp_path):
     trainer = Trainer(tiny_model(task), str(tmp_path))
-    chunks = npz.ChunkIterator(episodes_dir, 4, 6)
+    chunks = sampling.ChunkIterator(episodes_dir, 4, 6)
     for _ in range(3):
         trainer.train_step(next(chunks))
     assert trainer._compiled_step.experimental_get_tracing_count() == 1

@@ -40,7 +40,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from wm_core import npz
+from wm_core import npz, sampling
 from wm_core.contracts import (
     ObserveFn,
     PredictFn,
@@ -248,7 +248,7 @@ def create_planet_train_fn(
 ) -> TrainFn:
     """``train_fn(data_path) -> None``: ``train_steps`` steps on ``batch`` chunks of ``duration`` rows.
 
-    Chunks come from a :class:`wm_core.npz.ChunkIterator` over ``data_path``
+    Chunks come from a :class:`wm_core.sampling.ChunkIterator` over ``data_path``
     kept across calls (each file is read once, new files are picked up).
     Every step's metrics go to ``wm_core.hooks.active_hooks().train_step``;
     a checkpoint (model, optimiser, step) is written to ``model_dir`` after
@@ -261,7 +261,7 @@ def create_planet_train_fn(
         model, model_dir, learning_rate, adam_epsilon, grad_clip, strategy, stochastic,
         checkpoints_to_keep, learning_rate_ramp,
     )
-    iterators: dict[str, npz.ChunkIterator] = {}
+    iterators: dict[str, sampling.ChunkIterator] = {}
 
     def train_fn(data_path: str) -> None:
         data_path = os.fspath(data_path)
@@ -271,7 +271,7 @@ def create_planet_train_fn(
             for old in iterators.values():
                 old.close()
             iterators.clear()
-            iterators[data_path] = npz.ChunkIterator(
+            iterators[data_path] = sampling.ChunkIterator(
                 data_path, batch, duration, seed=seed,
                 max_episodes_in_memory=max_episodes_in_memory, prefetch=2,
             )

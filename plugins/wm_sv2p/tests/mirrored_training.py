@@ -26,7 +26,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from wm_core import npz  # noqa: E402
-from wm_core.toy import PointTask  # noqa: E402
+from wm_core.tasks.toy import PointTask  # noqa: E402
 from wm_sv2p import SV2P, create_train_fn  # noqa: E402
 
 TINY = dict(input_length=2, output_length=3, frame_size=(16, 16, 3), base_channels=4, num_masks=2)

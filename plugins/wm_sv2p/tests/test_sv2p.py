@@ -11,7 +11,7 @@ import tensorflow as tf
 from wm_core import npz, registry
 from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
 from wm_core.testing import WorldModelContract
-from wm_core.toy import PointTask
+from wm_core.tasks.toy import PointTask
 from wm_sv2p import SV2P, KLSchedule, create_predict_fn, create_train_fn
 
 TINY = dict(base_channels=4, num_masks=2, lstm_kernel=3, cdna_kernel=3)

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from wm_core import npz
+from wm_core import sampling
 from wm_core.hooks import active_hooks
 from wm_sv2p.latent import KLSchedule, kl_to_prior
 from wm_sv2p.model import FramePredictor, to_unit_float
@@ -123,7 +123,7 @@ class Trainer:
     very first step it sets the reward decoder's output scale from the data
     (mean and std of >= 1024 sampled rewards, then saved with the model); runs
     ``train_steps`` optimisation steps on batches from one
-    :class:`wm_core.npz.ChunkIterator` per data directory (kept across calls,
+    :class:`wm_core.sampling.ChunkIterator` per data directory (kept across calls,
     so each episode file is read once), and saves a checkpoint.  A non-finite
     loss or gradient raises ``FloatingPointError`` before anything is saved
     and puts the last saved weights back in memory.
@@ -166,7 +166,7 @@ class Trainer:
             self.checkpoint, model.model_dir, max_to_keep=max_to_keep
         )
         self._restored: str | None = None
-        self._chunks: dict[str, npz.ChunkIterator] = {}
+        self._chunks: dict[str, sampling.ChunkIterator] = {}
         self._distributed_step = tf.function(self._distributed_step_fn)
 
     def _replica_step(self, chunk: dict[str, tf.Tensor]):
@@ -218,9 +218,9 @@ class Trainer:
 
         return strategy.experimental_distribute_values_from_function(shard)
 
-    def _iterator(self, data_path: str) -> npz.ChunkIterator:
+    def _iterator(self, data_path: str) -> sampling.ChunkIterator:
         if data_path not in self._chunks:
-            self._chunks[data_path] = npz.ChunkIterator(
+            self._chunks[data_path] = sampling.ChunkIterator(
                 data_path,
                 self.batch,
                 self.model.input_length + self.model.output_length,
@@ -278,7 +278,7 @@ class Trainer:
         self._restored = self.manager.save(checkpoint_number=self.model.step)
         self.model.mark_restored(self._restored)
 
-    def _standardise_rewards(self, chunks: npz.ChunkIterator) -> None:
+    def _standardise_rewards(self, chunks: sampling.ChunkIterator) -> None:
         """Before the first step: scale the reward decoder's output to the
         mean and std of at least ``_REWARD_SAMPLE`` sampled reward rows."""
         rows_per_batch = self.batch * (self.model.input_length + self.model.output_length - 1)

@@ -34,7 +34,7 @@ import gin
 import numpy as np
 from PIL import Image, ImageDraw
 
-from wm_core import summaries
+from wm_core.reporting import summaries
 from wm_core.contracts import Episode, Predictions
 from wm_core.hooks import hookimpl
 
