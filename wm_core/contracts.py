@@ -43,6 +43,15 @@ World models (the functional contract of the seed)
     [P, H, h, w, C]`` optional.  ``predictions[k][:, j]`` is the outcome of
     ``future_actions[:, j]``, i.e. episode row ``t + 1 + j`` when the last
     observed row was ``t``.  ``predict_fn`` never mutates ``state``.
+``predict_batch_fn(future_actions, states) -> predictions`` (optional)
+    The batched form, for planning in several environments at once:
+    ``future_actions`` ``float32 [N, P, H, A]``, ``states`` a sequence of
+    ``N`` states; ``predictions`` has leading dims ``[N, P, H]``
+    (``reward`` ``float32 [N, P, H]``, ``image`` optional ``uint8 [N, P, H,
+    h, w, C]``).  Row ``i`` means what ``predict_fn(future_actions[i],
+    states[i])`` means (equal for models whose predictions are
+    deterministic; :func:`wm_core.testing.check_world_model` compares them).
+    Models without it get :func:`batched`, which loops over ``predict_fn``.
 ``train_fn(data_path) -> None``
     Trains on the episodes stored under ``data_path`` (see
     :mod:`wm_core.npz`); owns its checkpoints.
@@ -65,11 +74,22 @@ the newest episode row (``uint8 [H, W, C]``, ``float32 [A]``, ``float``).
 prediction for the plan the action starts (``dict`` of ``[H, ...]`` arrays,
 row ``j`` for episode row ``t + 1 + j``) or ``None`` for planners without a
 model.
+
+Several environments at once (``num_envs``): a :class:`BatchPlanner`
+decides for ``N`` environment slots in one call, ``reset_slot(slot,
+**kwargs)`` when an episode starts in a slot, then ``actions, predictions =
+decide(slots, prev_images uint8 [N, H, W, C], prev_actions float32 [N, A],
+prev_rewards float32 [N])`` for the ``N`` slots deciding this step
+(``actions`` ``float32 [N, A]``, ``predictions`` a list of ``N``
+per-planner predictions or ``None``).  Row ``i`` is what a separate planner
+for slot ``slots[i]`` would decide: an episode's actions do not depend on
+the slot it runs in or on the other slots.
+:func:`wm_core.planners.batch_planner` makes one from any planner.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -80,6 +100,9 @@ __all__ = [
     "ResetFn",
     "ObserveFn",
     "PredictFn",
+    "PredictBatchFn",
+    "batched",
+    "BatchPlanner",
     "TrainFn",
     "ObjectiveFn",
     "Planner",
@@ -94,6 +117,7 @@ State = Any
 ResetFn = Callable[..., State]
 ObserveFn = Callable[[np.ndarray, np.ndarray, np.ndarray, State], State]
 PredictFn = Callable[[np.ndarray, State], Predictions]
+PredictBatchFn = Callable[[np.ndarray, Sequence[State]], Predictions]
 TrainFn = Callable[[str], None]
 ObjectiveFn = Callable[[Predictions], np.ndarray]
 
@@ -113,11 +137,63 @@ class Planner(Protocol):
     ) -> tuple[np.ndarray, Predictions | None]: ...
 
 
+def batched(predict_fn: PredictFn) -> PredictBatchFn:
+    """The batched form of ``predict_fn``: one ``predict_fn`` call per state.
+
+    ``batched(predict_fn)(future_actions [N, P, H, A], states)`` stacks
+    ``predict_fn(future_actions[i], states[i])`` for ``i < N`` along a new
+    leading axis (every call must return the same keys).  The fallback for
+    models that have no ``predict_batch_fn``.
+    """
+
+    def predict_batch_fn(future_actions: np.ndarray, states: Sequence[State]) -> Predictions:
+        future_actions = np.asarray(future_actions)
+        if future_actions.ndim != 4 or len(future_actions) != len(states) or not len(states):
+            raise ContractError(
+                f"predict_batch_fn takes future_actions float32 [N, P, H, A] and N states; got "
+                f"actions of shape {future_actions.shape} and {len(states)} states"
+            )
+        rows = [predict_fn(actions, state) for actions, state in zip(future_actions, states)]
+        keys = [sorted(row) if isinstance(row, dict) else type(row).__name__ for row in rows]
+        if any(key != keys[0] for key in keys) or not isinstance(rows[0], dict):
+            raise ContractError(f"predict_fn returned different keys for the rows of a batch: {keys}")
+        return {key: np.stack([np.asarray(row[key]) for row in rows]) for key in rows[0]}
+
+    predict_batch_fn.predict_fn = predict_fn  # type: ignore[attr-defined]
+    return predict_batch_fn
+
+
+@runtime_checkable
+class BatchPlanner(Protocol):
+    """Decides for several environment slots at once (see module docs).
+
+    ``reset_slot(slot, **kwargs)``: an episode starts in environment slot
+    ``slot``; ``kwargs`` as :meth:`Planner.reset` (``seed``,
+    ``episode_index``).  ``decide(slots, prev_images uint8 [N, H, W, C],
+    prev_actions float32 [N, A], prev_rewards float32 [N])`` returns
+    ``(actions float32 [N, A], predictions)``, ``predictions`` a list of
+    ``N`` entries (``dict`` of ``[H, ...]`` arrays, or ``None``), row ``i``
+    for slot ``slots[i]``.  ``N`` may be less than the number of slots
+    (episodes end at different times).
+    """
+
+    def reset_slot(self, slot: int, **kwargs: Any) -> None: ...
+
+    def decide(
+        self,
+        slots: Sequence[int],
+        prev_images: np.ndarray,
+        prev_actions: np.ndarray,
+        prev_rewards: np.ndarray,
+    ) -> tuple[np.ndarray, list[Predictions | None]]: ...
+
+
 class WorldModel:
     """Convenience base: a world model as an object with the four functions.
 
     Subclasses implement :meth:`reset`, :meth:`observe`, :meth:`predict` and
-    optionally :meth:`train`; :attr:`reset_fn` and friends hand out the
+    optionally :meth:`train` and :meth:`predict_batch` (default: one
+    :meth:`predict` per state); :attr:`reset_fn` and friends hand out the
     functional form the planners take.
     """
 
@@ -136,6 +212,11 @@ class WorldModel:
     def predict(self, future_actions: np.ndarray, state: State) -> Predictions:
         raise NotImplementedError
 
+    def predict_batch(self, future_actions: np.ndarray, states: Sequence[State]) -> Predictions:
+        """``future_actions float32 [N, P, H, A]``, ``N`` states -> ``[N, P, H]``-led
+        predictions.  Default: :meth:`predict` state by state (:func:`batched`)."""
+        return batched(self.predict)(future_actions, states)
+
     def train(self, data_path: str) -> None:
         """Default: nothing to learn."""
 
@@ -150,6 +231,10 @@ class WorldModel:
     @property
     def predict_fn(self) -> PredictFn:
         return self.predict
+
+    @property
+    def predict_batch_fn(self) -> PredictBatchFn:
+        return self.predict_batch
 
     @property
     def train_fn(self) -> TrainFn:

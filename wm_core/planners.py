@@ -12,24 +12,36 @@ plan` decides from the state.  Search planners (CEM, MPPI, ...) subclass it.
 The wrappers take any planner as ``base_planner`` and always forward every
 call to it, so a model-based base planner keeps its state in step with the
 episode even on the steps where the wrapper overrides its action.
+
+Several environments at once: :func:`batch_planner` turns any planner into a
+:class:`~wm_core.contracts.BatchPlanner` for ``num_slots`` environment slots
+— the planner's own batched form when it has one (a method
+``batched(num_slots)``, e.g. the search planners of ``wm-cem``, which make
+one ``predict_fn`` call per iteration for all slots; the wrappers here
+forward batching to their base), otherwise :class:`PlannerPerSlot`, one copy
+of the planner per slot called one by one.
 """
 
 from __future__ import annotations
 
+import copy
 import zlib
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import gin
 import numpy as np
 
 from wm_core import spaces
 from wm_core.contracts import (
+    BatchPlanner,
+    ContractError,
     ObjectiveFn,
     ObserveFn,
     PredictFn,
     Predictions,
     ResetFn,
     State,
+    WorldModel,
 )
 
 __all__ = [
@@ -40,6 +52,10 @@ __all__ = [
     "GaussianRandomNoise",
     "EpsilonGreedy",
     "Randomizer",
+    "batch_planner",
+    "PlannerPerSlot",
+    "slot_copies",
+    "check_decide_args",
 ]
 
 Decision = tuple[np.ndarray, Predictions | None]
@@ -135,15 +151,43 @@ class Random(Planner):
 
 
 class _Wrapper(Planner):
-    """Forwards every call to ``base_planner``; subclasses edit its decision."""
+    """Forwards every call to ``base_planner``; subclasses edit its decision.
+
+    A wrapper is written as three steps, so that its batched form
+    (:class:`_BatchedWrapper`) runs the same code per slot around one
+    batched base: :meth:`reset_self` (its own per-episode state),
+    :attr:`base_active` (whether the base is reset and called), and
+    :meth:`edit` (the base's decision in, the wrapper's out; ``(None,
+    None)`` in while the base is inactive).
+    """
 
     def __init__(self, task: Any, base_planner: Planner, seed: int | None = None):
         super().__init__(task, seed)
         self.base_planner = base_planner
 
     def reset(self, **kwargs: Any) -> None:
-        super().reset(**kwargs)
-        self.base_planner.reset(**kwargs)
+        self.reset_self(**kwargs)
+        if self.base_active:
+            self.base_planner.reset(**kwargs)
+
+    def reset_self(self, **kwargs: Any) -> None:
+        Planner.reset(self, **kwargs)
+
+    @property
+    def base_active(self) -> bool:
+        return True
+
+    def __call__(self, prev_image, prev_action, prev_reward) -> Decision:
+        if not self.base_active:
+            return self.edit(None, None)
+        return self.edit(*self.base_planner(prev_image, prev_action, prev_reward))
+
+    def edit(self, action: np.ndarray | None, prediction: Predictions | None) -> Decision:
+        return action, prediction
+
+    def batched(self, num_slots: int) -> BatchPlanner:
+        """Per-slot copies of this wrapper around the base's batched form."""
+        return _BatchedWrapper(self, num_slots)
 
 
 @gin.configurable(module="wm")
@@ -167,17 +211,19 @@ class RandomColdStart(_Wrapper):
     def is_cold(self) -> bool:
         return self.episodes_started <= self.random_episodes
 
-    def reset(self, **kwargs: Any) -> None:
+    def reset_self(self, **kwargs: Any) -> None:
         Planner.reset(self, **kwargs)  # the base is reset only once warm
         numbered = kwargs.get("episode_index", -1) + 1
         self.episodes_started = max(self.episodes_started + 1, numbered)
-        if not self.is_cold:
-            self.base_planner.reset(**kwargs)
 
-    def __call__(self, prev_image, prev_action, prev_reward) -> Decision:
+    @property
+    def base_active(self) -> bool:
+        return not self.is_cold
+
+    def edit(self, action, prediction) -> Decision:
         if self.is_cold:
             return self.random_action(), None
-        return self.base_planner(prev_image, prev_action, prev_reward)
+        return action, prediction
 
 
 @gin.configurable(module="wm")
@@ -195,8 +241,7 @@ class GaussianRandomNoise(_Wrapper):
         self.stdev = float(stdev)
         self.low, self.high = spaces.action_bounds(self.action_space)
 
-    def __call__(self, prev_image, prev_action, prev_reward) -> Decision:
-        action, prediction = self.base_planner(prev_image, prev_action, prev_reward)
+    def edit(self, action, prediction) -> Decision:
         noisy = action + self.rng.normal(0.0, self.stdev, size=action.shape)
         if spaces.is_discrete(self.action_space):
             noisy = np.eye(self.action_dim, dtype=np.float32)[np.argmax(noisy)]
@@ -213,8 +258,7 @@ class EpsilonGreedy(_Wrapper):
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.epsilon = float(epsilon)
 
-    def __call__(self, prev_image, prev_action, prev_reward) -> Decision:
-        action, prediction = self.base_planner(prev_image, prev_action, prev_reward)
+    def edit(self, action, prediction) -> Decision:
         if self.rng.random() < self.epsilon:
             return self.random_action(), None
         return action, prediction
@@ -235,12 +279,219 @@ class Randomizer(_Wrapper):
         self.rand_prob = float(rand_prob)
         self.episode_is_random = False
 
-    def reset(self, **kwargs: Any) -> None:
-        super().reset(**kwargs)
+    def reset_self(self, **kwargs: Any) -> None:
+        super().reset_self(**kwargs)
         self.episode_is_random = bool(self.rng.random() < self.rand_prob)
 
-    def __call__(self, prev_image, prev_action, prev_reward) -> Decision:
-        action, prediction = self.base_planner(prev_image, prev_action, prev_reward)
+    def edit(self, action, prediction) -> Decision:
         if self.episode_is_random:
             return self.random_action(), None
         return action, prediction
+
+
+# --------------------------------------------------------------------------- several environments
+
+
+def _walk_planners(planner: Planner) -> Iterable[Planner]:
+    """``planner`` and every planner reachable through its attributes."""
+    seen: set[int] = set()
+    pending = [planner]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [value for value in vars(current).values() if isinstance(value, Planner)]
+
+
+def _shared(planner: Planner, exclude: Sequence[Any]) -> dict[int, Any]:
+    """A ``copy.deepcopy`` memo that keeps what per-slot copies share.
+
+    Shared (not copied): every callable attribute of the planner and of the
+    planners inside it (world-model and objective functions: plain
+    functions, but also bound methods, which ``deepcopy`` would copy along
+    with their model, and ``tf.function`` objects, which it would copy
+    too), the object a bound method belongs to, world models and the task.
+    ``exclude``: objects the copies get ``None`` for.
+    """
+    memo: dict[int, Any] = {}
+    for inner in _walk_planners(planner):
+        for name, value in vars(inner).items():
+            if isinstance(value, Planner):
+                continue
+            if callable(value) or isinstance(value, WorldModel) or name == "task":
+                memo[id(value)] = value
+                owner = getattr(value, "__self__", None)
+                if owner is not None:
+                    memo[id(owner)] = owner
+    for value in exclude:
+        memo[id(value)] = None
+    return memo
+
+
+def slot_copies(planner: Planner, num_slots: int, exclude: Sequence[Any] = ()) -> list[Planner]:
+    """``num_slots`` deep copies of ``planner`` that share its model functions.
+
+    Each copy (and each planner inside it) gets its own random generator:
+    a seeded planner restarts it on every ``reset(seed=...)`` anyway (from
+    planner seed, episode seed and class name, so slot copies given the
+    same episode seed draw what the original would); before that, or
+    unseeded, slots draw independently rather than the same numbers.
+    """
+    if isinstance(num_slots, bool) or not isinstance(num_slots, (int, np.integer)) or num_slots < 1:
+        raise ValueError(f"num_slots must be an integer >= 1, got {num_slots!r}")
+    shared = _shared(planner, exclude)
+    copies = []
+    for slot in range(int(num_slots)):
+        duplicate = copy.deepcopy(planner, dict(shared))
+        for inner in _walk_planners(duplicate):
+            if inner.seed is None:
+                inner.rng = np.random.default_rng()
+            else:
+                salt = zlib.crc32(type(inner).__qualname__.encode())
+                inner.rng = np.random.default_rng([inner.seed, salt, slot, 0x51])
+        copies.append(duplicate)
+    return copies
+
+
+def check_decide_args(
+    slots: Sequence[int],
+    prev_images: np.ndarray,
+    prev_actions: np.ndarray,
+    prev_rewards: np.ndarray,
+    num_slots: int,
+    action_dim: int,
+) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """``BatchPlanner.decide``'s arguments as lists/arrays of the contract dtypes.
+
+    Raises :class:`ContractError` unless ``slots`` are distinct slot
+    numbers in ``[0, num_slots)`` and the arrays have one row per slot.
+    """
+    slots = [int(slot) for slot in slots]
+    if len(set(slots)) != len(slots) or any(not 0 <= slot < num_slots for slot in slots):
+        raise ContractError(
+            f"decide: slots must be distinct integers in [0, {num_slots}), got {slots}"
+        )
+    count = len(slots)
+    prev_images = np.asarray(prev_images)
+    prev_actions = np.asarray(prev_actions, np.float32)
+    prev_rewards = np.asarray(prev_rewards, np.float32)
+    if prev_images.dtype != np.uint8 or prev_images.ndim != 4 or len(prev_images) != count:
+        raise ContractError(
+            f"decide: prev_images must be uint8 [N, H, W, C] with N = {count} slots, got "
+            f"{prev_images.dtype} {prev_images.shape}"
+        )
+    if prev_actions.shape != (count, action_dim):
+        raise ContractError(
+            f"decide: prev_actions must be float32 [N, A] = ({count}, {action_dim}), got "
+            f"shape {prev_actions.shape}"
+        )
+    if prev_rewards.shape != (count,):
+        raise ContractError(
+            f"decide: prev_rewards must be float32 [N] = ({count},), got shape {prev_rewards.shape}"
+        )
+    return slots, prev_images, prev_actions, prev_rewards
+
+
+def _stack_actions(actions: Sequence[np.ndarray], action_dim: int) -> np.ndarray:
+    if not actions:
+        return np.zeros((0, action_dim), np.float32)
+    return np.stack([np.asarray(action, np.float32) for action in actions])
+
+
+class PlannerPerSlot:
+    """The :class:`~wm_core.contracts.BatchPlanner` of any planner: one copy
+    per slot (:func:`slot_copies`), called one after the other.
+
+    Exactly what separate planners would do, with no batching gain; the
+    fallback of :func:`batch_planner`.  ``planners[slot]`` is slot
+    ``slot``'s copy.
+    """
+
+    def __init__(self, planner: Planner, num_slots: int):
+        self.planners = slot_copies(planner, num_slots)
+        self.action_dim = spaces.action_dim(planner.action_space)
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.planners)
+
+    def reset_slot(self, slot: int, **kwargs: Any) -> None:
+        self.planners[slot].reset(**kwargs)
+
+    def decide(self, slots, prev_images, prev_actions, prev_rewards):
+        slots, prev_images, prev_actions, prev_rewards = check_decide_args(
+            slots, prev_images, prev_actions, prev_rewards, self.num_slots, self.action_dim
+        )
+        decisions = [
+            self.planners[slot](prev_images[row], prev_actions[row], float(prev_rewards[row]))
+            for row, slot in enumerate(slots)
+        ]
+        return (
+            _stack_actions([action for action, _ in decisions], self.action_dim),
+            [prediction for _, prediction in decisions],
+        )
+
+
+class _BatchedWrapper:
+    """A wrapper's batched form: per-slot copies of the wrapper (its own
+    random stream and episode state per slot) around ``batch_planner(base)``,
+    the base deciding for all its active slots in one call."""
+
+    def __init__(self, wrapper: _Wrapper, num_slots: int):
+        self.wrappers = slot_copies(wrapper, num_slots, exclude=[wrapper.base_planner])
+        self.base = batch_planner(wrapper.base_planner, num_slots)
+        self.action_dim = wrapper.action_dim
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.wrappers)
+
+    def reset_slot(self, slot: int, **kwargs: Any) -> None:
+        wrapper = self.wrappers[slot]
+        wrapper.reset_self(**kwargs)
+        if wrapper.base_active:
+            self.base.reset_slot(slot, **kwargs)
+
+    def decide(self, slots, prev_images, prev_actions, prev_rewards):
+        slots, prev_images, prev_actions, prev_rewards = check_decide_args(
+            slots, prev_images, prev_actions, prev_rewards, self.num_slots, self.action_dim
+        )
+        active = [row for row, slot in enumerate(slots) if self.wrappers[slot].base_active]
+        base_decisions: dict[int, Decision] = {}
+        if active:
+            actions, predictions = self.base.decide(
+                [slots[row] for row in active],
+                prev_images[active], prev_actions[active], prev_rewards[active],
+            )
+            base_decisions = {row: (actions[i], predictions[i]) for i, row in enumerate(active)}
+        decisions = [
+            self.wrappers[slot].edit(*base_decisions.get(row, (None, None)))
+            for row, slot in enumerate(slots)
+        ]
+        return (
+            _stack_actions([action for action, _ in decisions], self.action_dim),
+            [prediction for _, prediction in decisions],
+        )
+
+
+def batch_planner(planner: Planner, num_slots: int) -> BatchPlanner:
+    """A :class:`~wm_core.contracts.BatchPlanner` deciding for ``num_slots``
+    environment slots with ``planner``'s logic.
+
+    ``planner.batched(num_slots)`` when the planner has that method and it
+    returns a batch planner (search planners: one ``predict_fn`` call per
+    iteration for all deciding slots; wrappers: batched around their base's
+    batched form), otherwise :class:`PlannerPerSlot`.  Either way slot ``s``
+    acts as a separate copy of ``planner`` reset with the same arguments:
+    an episode's actions depend neither on its slot nor on the other slots
+    (for seeded planners given episode seeds, and models with deterministic
+    predictions).  ``planner`` itself is left as it is.
+    """
+    make = getattr(planner, "batched", None)
+    if callable(make):
+        made = make(num_slots)
+        if made is not None:
+            return made
+    return PlannerPerSlot(planner, num_slots)
