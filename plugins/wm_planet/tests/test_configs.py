@@ -29,7 +29,8 @@ def clean_gin():
         importlib.import_module(module)
     gin.clear_config()
     yield
-    gin.clear_config()
+    with gin.unlock_config():  # cli.configure finalizes (locks) the config
+        gin.clear_config()
 
 
 def test_there_is_one_config_per_published_task():
@@ -42,11 +43,14 @@ def test_there_is_one_config_per_published_task():
 
 
 @pytest.mark.parametrize("task", sorted(PUBLISHED_ACTION_REPEAT))
-def test_configs_hold_the_published_settings(task, clean_gin):
-    gin.parse_config_files_and_bindings(
-        [os.path.join(CONFIGS, f"planet_cem_{task}.gin")], [], finalize_config=False
-    )
+def test_configs_hold_the_published_settings(task, clean_gin, tmp_path):
+    # As wm-run reads it: the per-task file includes base/planet_cem.gin, found
+    # through the config's directory on gin's search path.
+    cli.configure([os.path.join(CONFIGS, f"planet_cem_{task}.gin")], [], str(tmp_path))
+    domain, name = task.rsplit("_", 1)
     expected = {
+        "wm.DeepMindControl.domain_name": domain,
+        "wm.DeepMindControl.task_name": name,
         "wm.DeepMindControl.action_repeat": PUBLISHED_ACTION_REPEAT[task],
         "cem.CEM.horizon": 12,
         "cem.CEM.iterations": 10,
@@ -56,8 +60,12 @@ def test_configs_hold_the_published_settings(task, clean_gin):
         "train/wm.GaussianRandomNoise.stdev": 0.3,
         "planet.create_planet_train_fn.train_steps": 100,
         "planet.create_planet_train_fn.batch": 50,
-        "planet.create_planet_train_fn.duration": 50,
+        "planet.create_planet_train_fn.chunk_length": 50,
         "planet.create_planet_train_fn.learning_rate": 1e-3,
+        "planet.create_planet_train_fn.adam_epsilon": 1e-4,
+        "planet.create_planet_train_fn.clip_norm": 1000.0,
+        "planet.RecurrentStateSpaceModel.deter_size": 200,
+        "planet.RecurrentStateSpaceModel.stoch_size": 30,
         "planet.RecurrentStateSpaceModel.free_nats": 3.0,
         "planet.RecurrentStateSpaceModel.reward_scale": 10.0,
         # The published ramp of 10000 counted samples: 200 updates of 50 chunks.
