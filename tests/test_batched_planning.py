@@ -152,7 +152,7 @@ def test_decide_rejects_bad_arguments():
     images = np.zeros((2, 64, 64, 3), np.uint8)
     with pytest.raises(ContractError, match=r"slots must be distinct integers in \[0, 2\), got \[1, 1\]"):
         batch.decide([1, 1], images, np.zeros((2, 1), np.float32), np.zeros(2, np.float32))
-    with pytest.raises(ContractError, match=r"prev_actions must be float32 \[N, A\] = \(2, 1\), got shape \(2, 3\)"):
+    with pytest.raises(ContractError, match=r"prev_actions has shape \(2, 3\) \(float32\), expected float32 \[N, A\] with A = 1"):
         batch.decide([0, 1], images, np.zeros((2, 3), np.float32), np.zeros(2, np.float32))
 
 

@@ -49,7 +49,7 @@ def test_a_correct_model_passes():
 @pytest.mark.parametrize("model, message", [
     (MutatingModel(), r"predict_fn mutated state\['rows'\]"),
     (InPlaceObserveModel(), r"observe_fn mutated state\['rows'\]"),
-    (FlatRewardModel(), r"predictions\['reward'\] has shape \(4,\), expected leading dims \(4, 3\)"),
+    (FlatRewardModel(), r"predict_fn returned reward of shape \(4,\), expected \[proposals, horizon\] = \(4, 3\)"),
 ])
 def test_contract_violations_are_named(model, message):
     with pytest.raises(ContractError, match=message):
@@ -66,7 +66,7 @@ def test_planner_with_wrong_dtype_is_caught():
 
 
 def test_objective_with_wrong_shape_is_caught():
-    with pytest.raises(ContractError, match=r"scores must be float32 \[5\]"):
+    with pytest.raises(ContractError, match=r"objective_fn returned scores of shape \(5, 4\), expected \[proposals\] = \(5,\)"):
         testing.check_objective(lambda predictions: predictions["reward"])
 
 

@@ -49,6 +49,7 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from wm_core.checks import REQUIRED_EPISODE_KEYS, check_episode
 from wm_core.contracts import ContractError, Episode
 
 __all__ = [
@@ -63,13 +64,8 @@ __all__ = [
     "validate_episode",
 ]
 
-#: Keys every episode has: dtype and number of dimensions.
-REQUIRED_KEYS: dict[str, tuple[type[np.generic], int]] = {
-    "image": (np.uint8, 4),
-    "action": (np.float32, 2),
-    "reward": (np.float32, 1),
-}
-_RESERVED_KEYS = frozenset({"file", "allow_pickle"})  # np.savez's own parameters
+#: Keys every episode has: dtype and number of dimensions (see :mod:`wm_core.checks`).
+REQUIRED_KEYS = REQUIRED_EPISODE_KEYS
 _NAME = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{8}-len(\d+)\.npz$")
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 
@@ -82,47 +78,13 @@ class EpisodeFileError(ValueError):
 
 
 def validate_episode(episode: Mapping[str, np.ndarray], where: str = "episode") -> int:
-    """Checks ``episode`` against the format of :mod:`wm_core.contracts`.
+    """Checks ``episode`` against the format of :mod:`wm_core.contracts`
+    (:func:`wm_core.checks.check_episode`).
 
     Returns the number of rows ``T + 1``; raises :class:`ContractError` naming
     ``where`` and the offending key otherwise.
     """
-    if not isinstance(episode, Mapping):
-        raise ContractError(
-            f"{where} is a {type(episode).__name__}, expected dict[str, np.ndarray]"
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in episode]
-    if missing:
-        raise ContractError(f"{where} lacks key(s) {missing}; it has {sorted(episode)}")
-    rows = None
-    for key, value in episode.items():
-        if not isinstance(key, str) or not key or key in _RESERVED_KEYS or "/" in key:
-            raise ContractError(f"{where} has an invalid key {key!r}")
-        if not isinstance(value, np.ndarray):
-            raise ContractError(
-                f"{where} key {key!r} is a {type(value).__name__}, expected np.ndarray"
-            )
-        if value.dtype == object or value.ndim == 0:
-            raise ContractError(
-                f"{where} key {key!r} must be a numeric array with a time axis, "
-                f"got {value.dtype} {value.shape}"
-            )
-        if rows is None:
-            rows, first = len(value), key
-        elif len(value) != rows:
-            raise ContractError(
-                f"{where} key {key!r} has {len(value)} rows but {first!r} has {rows}"
-            )
-    for key, (dtype, ndim) in REQUIRED_KEYS.items():
-        value = episode[key]
-        if value.dtype != dtype or value.ndim != ndim:
-            raise ContractError(
-                f"{where} key {key!r} must be {np.dtype(dtype)} with {ndim} dims, "
-                f"got {value.dtype} {value.shape}"
-            )
-    if rows == 0:
-        raise ContractError(f"{where} has no rows")
-    return rows
+    return check_episode(episode, where) + 1
 
 
 def episode_steps(path: str) -> int | None:

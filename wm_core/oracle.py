@@ -27,6 +27,7 @@ import gin
 import numpy as np
 
 from wm_core import spaces
+from wm_core.checks import check_future_actions, check_observe_args
 from wm_core.contracts import ContractError, Predictions, State, WorldModel
 from wm_core.tasks.base import TaskEnv
 
@@ -93,13 +94,10 @@ class OracleWorldModel(WorldModel):
         Raises :class:`ContractError` if a replayed reward differs from the
         observed one: the copy is out of step with the real environment.
         """
-        last_actions = self._checked_actions(last_actions, ndim=2, what="last_actions")
-        last_rewards = np.asarray(last_rewards, np.float32)
-        if last_rewards.shape != last_actions.shape[:1]:
-            raise ContractError(
-                f"last_rewards has shape {last_rewards.shape}, expected "
-                f"{last_actions.shape[:1]} to match last_actions"
-            )
+        _, last_actions, last_rewards = check_observe_args(
+            last_frames, last_actions, last_rewards, action_dim=self.action_dim,
+            where=f"OracleWorldModel.observe (task {self.task.name!r})",
+        )
         rows_seen = int(state["rows_seen"])
         skip = 1 if rows_seen == 0 else 0  # episode row 0 is the reset frame
         env_actions = spaces.to_env_actions(self.task.action_space, last_actions[skip:])
@@ -124,9 +122,13 @@ class OracleWorldModel(WorldModel):
         ``future_actions`` ``float32 [P, H, A]`` → ``reward`` ``float32 [P,
         H]`` (and ``image`` ``uint8 [P, H, h, w, 3]`` with ``render``).  Once a
         proposal's episode is over (terminated, or out of time) its rewards
-        are 0 and its frames repeat the last one.
+        are 0 and its frames repeat the last one.  (:meth:`predict_batch`,
+        for several states, is the base class's loop over this method: each
+        state is one rollout call into the simulator copy either way.)
         """
-        future_actions = self._checked_actions(future_actions, ndim=3, what="future_actions")
+        future_actions = check_future_actions(
+            future_actions, self.action_dim, f"OracleWorldModel.predict (task {self.task.name!r})"
+        )
         env_actions = spaces.to_env_actions(self.task.action_space, future_actions)
         rewards, images = self.env.rollout(state["simulator"], env_actions, self.render)
         return {"reward": rewards} if images is None else {"reward": rewards, "image": images}
@@ -136,13 +138,3 @@ class OracleWorldModel(WorldModel):
         if self._env is not None:
             self._env.close()
             self._env = None
-
-    def _checked_actions(self, actions: np.ndarray, ndim: int, what: str) -> np.ndarray:
-        actions = np.asarray(actions, np.float32)
-        if actions.ndim != ndim or actions.shape[-1] != self.action_dim:
-            expected = "[P, H, A]" if ndim == 3 else "[T, A]"
-            raise ContractError(
-                f"{what} has shape {actions.shape}, expected {expected} with "
-                f"A = {self.action_dim} for task {self.task.name!r}"
-            )
-        return actions

@@ -32,9 +32,9 @@ import gin
 import numpy as np
 
 from wm_core import spaces
+from wm_core.checks import check_decide_args
 from wm_core.contracts import (
     BatchPlanner,
-    ContractError,
     ObjectiveFn,
     ObserveFn,
     PredictFn,
@@ -55,7 +55,6 @@ __all__ = [
     "batch_planner",
     "PlannerPerSlot",
     "slot_copies",
-    "check_decide_args",
 ]
 
 Decision = tuple[np.ndarray, Predictions | None]
@@ -353,45 +352,6 @@ def slot_copies(planner: Planner, num_slots: int, exclude: Sequence[Any] = ()) -
                 inner.rng = np.random.default_rng([inner.seed, salt, slot, 0x51])
         copies.append(duplicate)
     return copies
-
-
-def check_decide_args(
-    slots: Sequence[int],
-    prev_images: np.ndarray,
-    prev_actions: np.ndarray,
-    prev_rewards: np.ndarray,
-    num_slots: int,
-    action_dim: int,
-) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-    """``BatchPlanner.decide``'s arguments as lists/arrays of the contract dtypes.
-
-    Raises :class:`ContractError` unless ``slots`` are distinct slot
-    numbers in ``[0, num_slots)`` and the arrays have one row per slot.
-    """
-    slots = [int(slot) for slot in slots]
-    if len(set(slots)) != len(slots) or any(not 0 <= slot < num_slots for slot in slots):
-        raise ContractError(
-            f"decide: slots must be distinct integers in [0, {num_slots}), got {slots}"
-        )
-    count = len(slots)
-    prev_images = np.asarray(prev_images)
-    prev_actions = np.asarray(prev_actions, np.float32)
-    prev_rewards = np.asarray(prev_rewards, np.float32)
-    if prev_images.dtype != np.uint8 or prev_images.ndim != 4 or len(prev_images) != count:
-        raise ContractError(
-            f"decide: prev_images must be uint8 [N, H, W, C] with N = {count} slots, got "
-            f"{prev_images.dtype} {prev_images.shape}"
-        )
-    if prev_actions.shape != (count, action_dim):
-        raise ContractError(
-            f"decide: prev_actions must be float32 [N, A] = ({count}, {action_dim}), got "
-            f"shape {prev_actions.shape}"
-        )
-    if prev_rewards.shape != (count,):
-        raise ContractError(
-            f"decide: prev_rewards must be float32 [N] = ({count},), got shape {prev_rewards.shape}"
-        )
-    return slots, prev_images, prev_actions, prev_rewards
 
 
 def _stack_actions(actions: Sequence[np.ndarray], action_dim: int) -> np.ndarray:

@@ -20,7 +20,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from wm_core import spaces
-from wm_core.contracts import ContractError, Predictions
+from wm_core.checks import check_action, check_plan_prediction, check_predictions, check_scores
+from wm_core.contracts import ContractError, Predictions, batched
 
 __all__ = [
     "check_world_model",
@@ -63,34 +64,9 @@ def _assert_same_tree(before: list, after: list, what: str) -> None:
         )
 
 
-def _check_predictions(predictions: Any, proposals: int, horizon: int) -> None:
-    _require(isinstance(predictions, dict), f"predictions must be a dict, got {type(predictions)}")
-    _require("reward" in predictions, f"predictions need 'reward', got keys {sorted(predictions)}")
-    for key, value in predictions.items():
-        _require(isinstance(value, np.ndarray), f"predictions[{key!r}] must be a NumPy array, got {type(value)}")
-        _require(
-            value.shape[:2] == (proposals, horizon),
-            f"predictions[{key!r}] has shape {value.shape}, expected leading dims ({proposals}, {horizon})",
-        )
-    reward = predictions["reward"]
-    _require(reward.dtype == np.float32 and reward.ndim == 2, f"reward must be float32 [P, H], got {reward.dtype} {reward.shape}")
-    _require(bool(np.all(np.isfinite(reward))), "predicted rewards must be finite")
-    if "image" in predictions:
-        image = predictions["image"]
-        _require(image.dtype == np.uint8 and image.ndim == 5, f"image must be uint8 [P, H, h, w, C], got {image.dtype} {image.shape}")
-
-
-def check_world_model(
-    model: Any, task: Any, *, proposals: int = 4, horizon: int = 3, steps: int = 2, seed: int = 0
-) -> None:
-    """Feed real frames of ``task`` through ``model`` and check the contract.
-
-    ``model`` is anything with ``reset_fn``, ``observe_fn`` and
-    ``predict_fn``.  Checks: observe returns a new state and leaves the old
-    one intact; predict returns ``[P, H]``-led NumPy arrays with float32
-    rewards and leaves ``state`` bitwise unchanged.
-    """
-    rng = np.random.default_rng(seed)
+def _observed_state(model: Any, task: Any, seed: int, steps: int, rng: np.random.Generator) -> Any:
+    """A model state after ``steps + 1`` real rows of ``task`` (reset with ``seed``),
+    checking that each ``observe_fn`` leaves the old state intact."""
     space = task.action_space
     env = task.create_env()
     try:
@@ -106,45 +82,249 @@ def check_world_model(
             _assert_same_tree(before, list(_leaves(state)), "observe_fn")
             state = new_state
             action = spaces.sample_action_vectors(space, rng)
-            observation, reward, _, _, _ = env.step(spaces.to_env_action(space, action))
-    finally:
-        env.close()
-    future_actions = spaces.sample_action_vectors(space, rng, (proposals, horizon))
-    before = list(_leaves(state))
-    predictions = model.predict_fn(future_actions, state)
-    _assert_same_tree(before, list(_leaves(state)), "predict_fn")
-    _check_predictions(predictions, proposals, horizon)
-
-
-def check_planner(planner: Any, task: Any, *, steps: int = 3, seed: int = 0) -> None:
-    """Run ``planner`` for ``steps`` decisions on ``task``; check actions and predictions."""
-    space = task.action_space
-    low, high = spaces.action_bounds(space)
-    size = spaces.action_dim(space)
-    env = task.create_env()
-    try:
-        observation, _ = env.reset(seed=seed)
-        planner.reset(seed=seed)
-        action, reward = np.zeros(size, np.float32), 0.0
-        for _ in range(steps):
-            action, prediction = planner(observation["image"], action, reward)
-            _require(
-                isinstance(action, np.ndarray) and action.dtype == np.float32 and action.shape == (size,),
-                f"action must be float32 [{size}], got {type(action).__name__} "
-                f"{getattr(action, 'dtype', None)} {getattr(action, 'shape', None)}",
-            )
-            _require(bool(np.all((action >= low) & (action <= high))), f"action {action} outside [{low}, {high}]")
-            if spaces.is_discrete(space):
-                _require(sorted(action.tolist()) == [0.0] * (size - 1) + [1.0], f"discrete action {action} is not one-hot")
-            if prediction is not None:
-                horizon = len(prediction["reward"])
-                batched = {key: np.asarray(value)[None] for key, value in prediction.items()}
-                _check_predictions(batched, 1, horizon)
             observation, reward, terminated, truncated, _ = env.step(spaces.to_env_action(space, action))
             if terminated or truncated:
                 break
     finally:
         env.close()
+    return state
+
+
+def _same_predictions(first: Predictions, second: Predictions, rtol: float, atol: float) -> str | None:
+    """``None`` when ``first`` and ``second`` agree (floats within tolerance,
+    integers such as frames within 1), else what differs."""
+    if sorted(first) != sorted(second):
+        return f"keys {sorted(first)} vs {sorted(second)}"
+    for key in sorted(first):
+        a, b = np.asarray(first[key]), np.asarray(second[key])
+        if a.shape != b.shape:
+            return f"{key!r} shapes {a.shape} vs {b.shape}"
+        if np.issubdtype(a.dtype, np.floating):
+            close = np.isclose(a, b, rtol=rtol, atol=atol)
+        else:
+            close = np.abs(a.astype(np.int64) - b.astype(np.int64)) <= 1
+        if not close.all():
+            where = tuple(int(i) for i in np.argwhere(~close)[0])
+            return f"{key!r} at {where}: {a[where]} vs {b[where]} ({int((~close).sum())} of {a.size} differ)"
+    return None
+
+
+def check_world_model(
+    model: Any,
+    task: Any,
+    *,
+    proposals: int = 4,
+    horizon: int = 3,
+    steps: int = 2,
+    seed: int = 0,
+    batch_states: int = 3,
+    deterministic: bool | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """Feed real frames of ``task`` through ``model`` and check the contract.
+
+    ``model`` is anything with ``reset_fn``, ``observe_fn`` and
+    ``predict_fn`` (and optionally ``predict_batch_fn``).  Checks: observe
+    returns a new state and leaves the old one intact; predict returns
+    ``[P, H]``-led NumPy arrays with float32 rewards and leaves ``state``
+    bitwise unchanged; the batched form (``predict_batch_fn``, or
+    :func:`~wm_core.contracts.batched` of ``predict_fn`` for models without
+    one) on ``batch_states`` states (episodes reset with seeds ``seed``,
+    ``seed + 1``, ...) returns ``[N, P, H]``-led predictions, leaves the
+    states unchanged, and row ``i`` equals ``predict_fn(actions[i],
+    states[i])`` (floats within ``rtol``/``atol``, frames within 1).
+
+    :param deterministic: ``True``: the model's predictions are a function
+        of actions and state, so batched rows must equal the per-state
+        predictions and a repeated ``predict_fn`` call must repeat them;
+        ``False`` (stochastic models): batched predictions are checked for
+        shapes and dtypes only; ``None``: compared when two identical
+        ``predict_fn`` calls agree.
+    """
+    rng = np.random.default_rng(seed)
+    space = task.action_space
+    state = _observed_state(model, task, seed, steps, rng)
+    future_actions = spaces.sample_action_vectors(space, rng, (proposals, horizon))
+    before = list(_leaves(state))
+    predictions = model.predict_fn(future_actions, state)
+    _assert_same_tree(before, list(_leaves(state)), "predict_fn")
+    predictions = check_predictions(predictions, proposals, horizon, "predict_fn", strict=True)
+    if batch_states < 1:
+        return
+
+    # The batched form against predict_fn state by state.
+    states = [state] + [
+        _observed_state(model, task, seed + index, steps, rng) for index in range(1, batch_states)
+    ]
+    batch_actions = spaces.sample_action_vectors(space, rng, (batch_states, proposals, horizon))
+    batch_actions[0] = future_actions
+    predict_batch_fn = getattr(model, "predict_batch_fn", None)
+    what = "predict_batch_fn"
+    if predict_batch_fn is None:
+        predict_batch_fn, what = batched(model.predict_fn), "batched(predict_fn)"
+    befores = [list(_leaves(one)) for one in states]
+    together = predict_batch_fn(batch_actions, states)
+    for index, (one, old) in enumerate(zip(states, befores)):
+        _assert_same_tree(old, list(_leaves(one)), f"{what} (state {index})")
+    together = check_predictions(
+        together, proposals, horizon, what, batch=batch_states, strict=True
+    )
+    repeated = check_predictions(
+        model.predict_fn(future_actions, state), proposals, horizon, "predict_fn", strict=True
+    )
+    repeats = _same_predictions(predictions, repeated, rtol, atol) is None
+    if deterministic is False or (deterministic is None and not repeats):
+        return
+    _require(
+        repeats,
+        "predict_fn gave different predictions for the same actions and state: "
+        f"{_same_predictions(predictions, repeated, rtol, atol)} (pass deterministic=False for "
+        "a stochastic model)",
+    )
+    for index, one in enumerate(states):
+        alone = predictions if index == 0 else check_predictions(
+            model.predict_fn(batch_actions[index], one), proposals, horizon, "predict_fn", strict=True
+        )
+        row = {key: value[index] for key, value in together.items()}
+        difference = _same_predictions(row, alone, rtol, atol)
+        _require(
+            difference is None,
+            f"{what} row {index} differs from predict_fn(future_actions[{index}], states[{index}]): "
+            f"{difference}",
+        )
+
+
+def _play(planner: Any, task: Any, steps: int, seed: int) -> list[np.ndarray]:
+    """``planner`` for up to ``steps`` decisions of an episode reset with
+    ``seed``, each action and prediction checked; returns the actions."""
+    space = task.action_space
+    low, high = spaces.action_bounds(space)
+    size = spaces.action_dim(space)
+    discrete = spaces.is_discrete(space)
+    env = task.create_env()
+    actions = []
+    try:
+        observation, _ = env.reset(seed=seed)
+        planner.reset(seed=seed, episode_index=0)
+        action, reward = np.zeros(size, np.float32), 0.0
+        for _ in range(steps):
+            action, prediction = planner(observation["image"], action, reward)
+            check_action(action, size, low, high, discrete, "planner")
+            if prediction is not None:
+                check_plan_prediction(prediction, "planner", strict=True)
+            actions.append(action)
+            observation, reward, terminated, truncated, _ = env.step(spaces.to_env_action(space, action))
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return actions
+
+
+def _play_batched(batch: Any, task: Any, steps: int, seeds: list[int]) -> list[list[np.ndarray]]:
+    """``batch`` deciding for one slot per seed (slots leave as their
+    episodes end); returns each slot's actions."""
+    space = task.action_space
+    low, high = spaces.action_bounds(space)
+    size = spaces.action_dim(space)
+    discrete = spaces.is_discrete(space)
+    envs = [task.create_env() for _ in seeds]
+    actions: list[list[np.ndarray]] = [[] for _ in seeds]
+    try:
+        observations = [env.reset(seed=one)[0] for env, one in zip(envs, seeds)]
+        for slot, one in enumerate(seeds):
+            batch.reset_slot(slot, seed=one, episode_index=0)
+        last = [(np.zeros(size, np.float32), 0.0) for _ in seeds]
+        live = list(range(len(seeds)))
+        for _ in range(steps):
+            chosen, predictions = batch.decide(
+                live,
+                np.stack([observations[slot]["image"] for slot in live]),
+                np.stack([last[slot][0] for slot in live]),
+                np.array([last[slot][1] for slot in live], np.float32),
+            )
+            _require(
+                isinstance(chosen, np.ndarray) and chosen.dtype == np.float32 and chosen.shape == (len(live), size),
+                f"batched decide must return actions float32 [N, A] = ({len(live)}, {size}), got "
+                f"{type(chosen).__name__} {getattr(chosen, 'dtype', None)} {getattr(chosen, 'shape', None)}",
+            )
+            _require(
+                isinstance(predictions, list) and len(predictions) == len(live),
+                f"batched decide must return a list of {len(live)} predictions, got {type(predictions).__name__} "
+                f"of length {len(predictions) if hasattr(predictions, '__len__') else '?'}",
+            )
+            ended = []
+            for row, slot in enumerate(live):
+                check_action(chosen[row], size, low, high, discrete, f"batched decide (slot {slot})")
+                if predictions[row] is not None:
+                    check_plan_prediction(predictions[row], f"batched decide (slot {slot})", strict=True)
+                actions[slot].append(chosen[row])
+                observation, reward, terminated, truncated, _ = envs[slot].step(
+                    spaces.to_env_action(space, chosen[row])
+                )
+                observations[slot], last[slot] = observation, (chosen[row], reward)
+                if terminated or truncated:
+                    ended.append(slot)
+            live = [slot for slot in live if slot not in ended]
+            if not live:
+                break
+    finally:
+        for env in envs:
+            env.close()
+    return actions
+
+
+def check_planner(
+    planner: Any,
+    task: Any,
+    *,
+    steps: int = 3,
+    seed: int = 0,
+    num_slots: int = 2,
+    deterministic: bool | None = None,
+) -> None:
+    """Run ``planner`` for ``steps`` decisions on ``task``; check actions and predictions.
+
+    Then its batched form (:func:`wm_core.planners.batch_planner`) for
+    ``num_slots`` environments (episodes seeded ``seed``, ``seed + 1``,
+    ...; ``num_slots=0`` skips it): actions ``float32 [N, A]`` and one
+    prediction per deciding slot, each checked like the planner's.  Slot
+    0's episode has the seed of the unbatched one, so it must get the same
+    actions (an episode's actions do not depend on its slot or on the other
+    slots) — checked when ``deterministic`` is ``True``, or, with ``None``,
+    when a second unbatched run repeats the first (a seeded planner over a
+    model with deterministic predictions); ``False`` skips the comparison.
+    """
+    from wm_core.planners import batch_planner, slot_copies
+
+    twin = batch = None
+    if num_slots:
+        # Made before the planner runs, so all three start from the same planner state.
+        batch = batch_planner(planner, num_slots)
+        twin = slot_copies(planner, 1)[0] if deterministic is not False else None
+    actions = _play(planner, task, steps, seed)
+    if batch is None:
+        return
+    together = _play_batched(batch, task, steps, [seed + slot for slot in range(num_slots)])
+    if twin is None:
+        return
+    again = _play(twin, task, steps, seed)
+    repeats = len(again) == len(actions) and all(np.array_equal(a, b) for a, b in zip(actions, again))
+    if deterministic is None and not repeats:
+        return
+    _require(repeats, "planner: two runs of the same seeded episode chose different actions "
+             "(pass deterministic=False for a planner or model that is not reproducible)")
+    for step, (alone, batched_action) in enumerate(zip(actions, together[0])):
+        _require(
+            np.array_equal(alone, batched_action),
+            f"batched planner: slot 0 chose {batched_action} at step {step}, the planner alone "
+            f"chose {alone} in the same episode (seed {seed})",
+        )
+    _require(
+        len(together[0]) == len(actions),
+        f"batched planner: slot 0 decided {len(together[0])} times, the planner alone {len(actions)}",
+    )
 
 
 def check_objective(objective_fn: Any, *, proposals: int = 5, horizon: int = 4, seed: int = 0) -> None:
@@ -152,12 +332,7 @@ def check_objective(objective_fn: Any, *, proposals: int = 5, horizon: int = 4, 
     rng = np.random.default_rng(seed)
     predictions: Predictions = {"reward": rng.normal(size=(proposals, horizon)).astype(np.float32)}
     original = predictions["reward"].copy()
-    scores = objective_fn(predictions)
-    _require(
-        isinstance(scores, np.ndarray) and scores.dtype == np.float32 and scores.shape == (proposals,),
-        f"scores must be float32 [{proposals}], got {getattr(scores, 'dtype', type(scores))} {getattr(scores, 'shape', '')}",
-    )
-    _require(bool(np.all(np.isfinite(scores))), "scores must be finite")
+    scores = check_scores(objective_fn(predictions), proposals, "objective_fn", strict=True)
     _require(np.array_equal(objective_fn(predictions), scores), "objective is not deterministic")
     _require(np.array_equal(predictions["reward"], original), "objective mutated the predictions")
 
@@ -205,17 +380,24 @@ def check_task(task: Any, *, seed: int = 0, steps: int = 5) -> None:
 
 
 class WorldModelContract:
-    """Subclass with fixtures ``task`` and ``world_model``."""
+    """Subclass with fixtures ``task`` and ``world_model``; set
+    ``deterministic_predictions = False`` for a stochastic model (see
+    :func:`check_world_model`)."""
+
+    deterministic_predictions: bool | None = None
 
     def test_honours_world_model_contract(self, world_model, task):
-        check_world_model(world_model, task)
+        check_world_model(world_model, task, deterministic=self.deterministic_predictions)
 
 
 class PlannerContract:
-    """Subclass with fixtures ``task`` and ``planner``."""
+    """Subclass with fixtures ``task`` and ``planner``; ``deterministic``
+    as :func:`check_planner`'s."""
+
+    deterministic: bool | None = None
 
     def test_honours_planner_contract(self, planner, task):
-        check_planner(planner, task)
+        check_planner(planner, task, deterministic=self.deterministic)
 
 
 class ObjectiveContract:

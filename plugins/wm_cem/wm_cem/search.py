@@ -12,28 +12,40 @@ a Gaussian, the mode of a categorical), not with the best sample.  The
 prediction it returns is the world model's prediction for the best-scoring
 proposal of the last iteration (``dict`` of ``[H, ...]`` arrays), taken from
 that iteration's ``predict_fn`` call — no extra prediction is made.
+
+Several environments at once: ``planner.batched(num_slots)`` (what
+:func:`wm_core.planners.batch_planner` uses) is a :class:`BatchedSearch`,
+which keeps one copy of the planner per environment slot — its model state,
+distribution, random generator and (iCEM) kept elites — and runs the same
+loop for all deciding slots together: each iteration is ONE
+``predict_batch_fn`` call on ``[N, P, H, A]`` proposals (the model's batched
+form, or :func:`wm_core.contracts.batched` of ``predict_fn``, which loops).
+Each slot samples from its own generator and is scored and refitted on its
+own, so slot ``s`` decides exactly what a separate planner would.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from wm_core.checks import check_decide_args, check_predictions, check_scores
 from wm_core.contracts import (
-    ContractError,
     ObjectiveFn,
     ObserveFn,
+    PredictBatchFn,
     PredictFn,
     Predictions,
     ResetFn,
     State,
+    batched,
 )
-from wm_core.planners import ModelPlanner
+from wm_core.planners import ModelPlanner, slot_copies
 
 from wm_cem.distributions import Distribution, initial_distribution
 
-__all__ = ["PopulationSearch", "elite_count", "top_indices"]
+__all__ = ["PopulationSearch", "BatchedSearch", "search", "elite_count", "top_indices"]
 
 Decision = tuple[np.ndarray, Predictions]
 
@@ -86,6 +98,12 @@ class PopulationSearch(ModelPlanner):
         it acts on (the refitted mean, or per-step mode, ``[1, H, A]``) to make
         the returned prediction — e.g. a ``predict_fn`` that also decodes
         frames, for open-loop videos, without decoding every proposal.
+    :param predict_batch_fn: optional; the model's batched form
+        (``[N, P, H, A]`` actions, ``N`` states, see
+        :mod:`wm_core.contracts`), used when deciding for several
+        environments at once; default ``batched(predict_fn)``, a loop.
+    :param plan_predict_batch_fn: optional; the batched form of
+        ``plan_predict_fn`` (default: ``batched(plan_predict_fn)``).
 
     The distribution family follows ``task.action_space``: per-step Gaussians
     clipped to the bounds for ``Box``, per-step categoricals over one-hot
@@ -111,9 +129,13 @@ class PopulationSearch(ModelPlanner):
         min_stdev: float = 0.0,
         seed: int | None = None,
         plan_predict_fn: PredictFn | None = None,
+        predict_batch_fn: PredictBatchFn | None = None,
+        plan_predict_batch_fn: PredictBatchFn | None = None,
     ):
         super().__init__(task, predict_fn, observe_fn, reset_fn, objective_fn, seed)
         self.plan_predict_fn = plan_predict_fn
+        self.predict_batch_fn = predict_batch_fn
+        self.plan_predict_batch_fn = plan_predict_batch_fn
         self.horizon = _require_positive_int("horizon", horizon)
         self.iterations = _require_positive_int("iterations", iterations)
         self.proposals = _require_positive_int("proposals", proposals)
@@ -138,21 +160,25 @@ class PopulationSearch(ModelPlanner):
         iteration's prediction for its best-scoring proposal, or with
         ``plan_predict_fn`` that function's prediction for the plan acted on.
         """
-        distribution = self.start()
-        for iteration in range(self.iterations):
-            actions = self.population(distribution, iteration)
-            predictions = self.predict(actions, state)
-            scores = self.score(predictions, len(actions))
-            elites = top_indices(scores, min(self.elite_count, len(actions)))
-            distribution = self.refit(distribution, actions[elites], scores[elites])
-        self.solution = distribution
-        if self.plan_predict_fn is None:
-            best = elites[0]
-            prediction = {key: value[best].copy() for key, value in predictions.items()}
-        else:
-            plan = self.predict(distribution.plan()[None], state, self.plan_predict_fn)
-            prediction = {key: value[0] for key, value in plan.items()}
-        return distribution.first_action(), prediction
+
+        def predict_one(actions: np.ndarray, states: Sequence[State]) -> Predictions:
+            return {key: value[None] for key, value in self.predict(actions[0], states[0]).items()}
+
+        plan_predict = None
+        if self.plan_predict_fn is not None:
+            def plan_predict(plans: np.ndarray, states: Sequence[State]) -> Predictions:
+                one = self.predict(plans[0], states[0], self.plan_predict_fn)
+                return {key: value[None] for key, value in one.items()}
+
+        return search([self], [state], predict_one, plan_predict)[0]
+
+    def batched(self, num_slots: int) -> "BatchedSearch | None":
+        """This planner for ``num_slots`` environments: a :class:`BatchedSearch`
+        (``None`` — per-slot copies, see :func:`wm_core.planners.batch_planner`
+        — for a subclass that replaces :meth:`plan`)."""
+        if type(self).plan is not PopulationSearch.plan:
+            return None
+        return BatchedSearch(self, num_slots)
 
     def start(self) -> Distribution:
         """This decision's first distribution (warm-started or initial)."""
@@ -179,39 +205,135 @@ class PopulationSearch(ModelPlanner):
     ) -> Predictions:
         """``predict_fn(actions, state)`` (default: the planner's), checked against ``[P, H]``."""
         predictions = (predict_fn or self.predict_fn)(actions, state)
-        expected = actions.shape[:2]
-        if not isinstance(predictions, Mapping) or "reward" not in predictions:
-            keys = sorted(predictions) if isinstance(predictions, Mapping) else type(predictions).__name__
-            raise ContractError(
-                f"predict_fn must return a dict with 'reward' [P, H]; got {keys}"
-            )
-        predictions = {key: np.asarray(value) for key, value in predictions.items()}
-        reward_shape = predictions["reward"].shape
-        if reward_shape != expected:
-            raise ContractError(
-                f"predict_fn returned reward of shape {reward_shape}, expected "
-                f"[proposals, horizon] = {expected}"
-            )
-        for key, value in predictions.items():
-            if value.shape[:2] != expected:
-                raise ContractError(
-                    f"predict_fn returned {key!r} of shape {value.shape}, expected "
-                    f"leading dims [proposals, horizon] = {expected}"
-                )
-        return predictions
+        return check_predictions(predictions, actions.shape[0], actions.shape[1], "predict_fn")
+
+    def predict_batch(
+        self, actions: np.ndarray, states: Sequence[State], plan: bool = False
+    ) -> Predictions:
+        """The batched form (``predict_batch_fn``, or ``batched(predict_fn)``;
+        ``plan``: of ``plan_predict_fn``) on ``actions [N, P, H, A]``, checked
+        against ``[N, P, H]``."""
+        if plan:
+            given, where = self.plan_predict_batch_fn, "plan_predict_batch_fn"
+            function = given or batched(self.plan_predict_fn)
+        else:
+            given, where = self.predict_batch_fn, "predict_batch_fn"
+            function = given or batched(self.predict_fn)
+        if given is None:
+            where = f"batched({where.replace('_batch', '')})"
+        count, proposals, horizon = actions.shape[:3]
+        return check_predictions(function(actions, states), proposals, horizon, where, batch=count)
 
     def score(self, predictions: Predictions, proposals: int) -> np.ndarray:
         """``objective_fn(predictions)`` checked to be ``[P]`` and finite."""
-        scores = np.asarray(self.objective_fn(predictions))
-        if scores.shape != (proposals,):
-            raise ContractError(
-                f"objective_fn returned scores of shape {scores.shape}, expected "
-                f"[proposals] = ({proposals},)"
+        return check_scores(self.objective_fn(predictions), proposals, "objective_fn")
+
+
+def _stacked(populations: Sequence[np.ndarray]) -> np.ndarray:
+    """``[N, P, H, A]`` from per-slot populations, shorter ones padded with
+    copies of their last proposal (the padding's predictions are dropped)."""
+    size = max(len(population) for population in populations)
+    return np.stack([
+        population if len(population) == size
+        else np.concatenate([population, np.repeat(population[-1:], size - len(population), axis=0)])
+        for population in populations
+    ])
+
+
+def search(
+    planners: Sequence[PopulationSearch],
+    states: Sequence[State],
+    predict: Callable[[np.ndarray, Sequence[State]], Predictions],
+    plan_predict: Callable[[np.ndarray, Sequence[State]], Predictions] | None = None,
+) -> list[Decision]:
+    """The search loop for ``N`` planners (one per environment slot, same
+    settings) from their model ``states``; one ``predict`` call per iteration.
+
+    ``predict(actions [N, P, H, A], states)`` returns checked ``[N, P, H]``
+    predictions; ``plan_predict`` (optional) the same for the ``[N, 1, H, A]``
+    plans acted on.  Each planner samples its population (its own
+    generator), scores its row, picks its elites and refits on its own, and
+    keeps its refitted distribution as ``solution``.  Returns one ``(action,
+    prediction)`` per planner.
+    """
+    distributions = [planner.start() for planner in planners]
+    for iteration in range(planners[0].iterations):
+        populations = [
+            planner.population(distribution, iteration)
+            for planner, distribution in zip(planners, distributions)
+        ]
+        predictions = predict(_stacked(populations), states)
+        best = []
+        for row, (planner, population) in enumerate(zip(planners, populations)):
+            own = {key: value[row, : len(population)] for key, value in predictions.items()}
+            scores = planner.score(own, len(population))
+            elites = top_indices(scores, min(planner.elite_count, len(population)))
+            distributions[row] = planner.refit(distributions[row], population[elites], scores[elites])
+            best.append(int(elites[0]))
+    for planner, distribution in zip(planners, distributions):
+        planner.solution = distribution
+    if plan_predict is None:
+        chosen = [
+            {key: value[row, index].copy() for key, value in predictions.items()}
+            for row, index in enumerate(best)
+        ]
+    else:
+        plans = plan_predict(np.stack([distribution.plan()[None] for distribution in distributions]), states)
+        chosen = [{key: value[row, 0] for key, value in plans.items()} for row in range(len(planners))]
+    return [
+        (distribution.first_action(), prediction)
+        for distribution, prediction in zip(distributions, chosen)
+    ]
+
+
+class BatchedSearch:
+    """A search planner deciding for ``num_slots`` environment slots at once
+    (a :class:`wm_core.contracts.BatchPlanner`).
+
+    ``planners[slot]`` is slot ``slot``'s copy of the planner (made by
+    :func:`wm_core.planners.slot_copies`: they share the model functions),
+    with its own model state, warm start, generator and kept elites.
+    :meth:`decide` observes each deciding slot's newest row with
+    ``observe_fn``, then runs :func:`search` over them: one
+    ``predict_batch_fn`` call per iteration (and, with ``plan_predict_fn``,
+    one more per decision).
+    """
+
+    def __init__(self, planner: PopulationSearch, num_slots: int):
+        self.planners: list[PopulationSearch] = slot_copies(planner, num_slots)
+        self.action_dim = planner.action_dim
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.planners)
+
+    def reset_slot(self, slot: int, **kwargs: Any) -> None:
+        self.planners[slot].reset(**kwargs)
+
+    def decide(
+        self,
+        slots: Sequence[int],
+        prev_images: np.ndarray,
+        prev_actions: np.ndarray,
+        prev_rewards: np.ndarray,
+    ) -> tuple[np.ndarray, list[Predictions]]:
+        slots, prev_images, prev_actions, prev_rewards = check_decide_args(
+            slots, prev_images, prev_actions, prev_rewards, self.num_slots, self.action_dim,
+            "BatchedSearch.decide",
+        )
+        if not slots:
+            return np.zeros((0, self.action_dim), np.float32), []
+        deciding = [self.planners[slot] for slot in slots]
+        for row, planner in enumerate(deciding):
+            planner.state = planner.observe_fn(
+                prev_images[row : row + 1], prev_actions[row : row + 1], prev_rewards[row : row + 1],
+                planner.state,
             )
-        invalid = ~np.isfinite(scores)
-        if invalid.any():
-            raise ContractError(
-                f"objective_fn returned NaN or infinite scores for {int(invalid.sum())} of {proposals} "
-                f"proposals (first at index {int(np.argmax(invalid))})"
-            )
-        return scores.astype(np.float32, copy=False)
+        lead = deciding[0]
+        plan_predict = None
+        if lead.plan_predict_fn is not None or lead.plan_predict_batch_fn is not None:
+            def plan_predict(plans, states):
+                return lead.predict_batch(plans, states, plan=True)
+        decisions = search(deciding, [planner.state for planner in deciding], lead.predict_batch, plan_predict)
+        actions = np.stack([np.asarray(action, np.float32) for action, _ in decisions])
+        return actions, [prediction for _, prediction in decisions]
