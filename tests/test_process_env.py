@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
 
 from wm_core.tasks import DeepMindControl
-from wm_core.tasks.process import ProcessEnv, WorkerError
+from wm_core.tasks.process import ProcessEnv, WorkerDiedError, WorkerError, WorkerTimeoutError
 from wm_core.tasks.toy import PointTask
 
 
@@ -68,6 +70,73 @@ def test_dead_worker_is_reported(point_env):
         point_env.reset(seed=0)
 
 
+def test_a_killed_worker_is_reported_as_died(point_env):
+    point_env.reset(seed=0)
+    point_env._process.kill()
+    with pytest.raises(WorkerDiedError, match="died (during|before) 'step'"):
+        point_env.step(np.zeros(1, np.float32))
+
+
+SLOW_ENVS = textwrap.dedent('''
+    import time
+    from wm_core.tasks.toy import PointEnv
+
+    def slow_env(seconds):
+        env = PointEnv(length=5)
+        step = env.step
+
+        def slow_step(action):
+            time.sleep(seconds)
+            return step(action)
+
+        env.step = slow_step
+        return env
+''')
+
+
+@pytest.fixture
+def slow_envs(tmp_path, monkeypatch):
+    """A module on a temporary sys.path entry: the workers import it too."""
+    (tmp_path / "wm_slow_envs.py").write_text(SLOW_ENVS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import functools
+    import importlib
+
+    module = importlib.import_module("wm_slow_envs")
+    yield lambda seconds: functools.partial(module.slow_env, seconds)
+    sys.modules.pop("wm_slow_envs", None)
+
+
+def test_calls_to_several_workers_overlap(slow_envs):
+    envs = ProcessEnv.start_many([slow_envs(1.0)] * 3)
+    try:
+        for env in envs:
+            env.reset(seed=0)
+        start = time.monotonic()
+        for env in envs:
+            env.call_async("step", np.zeros(1, np.float32))
+        results = [env.call_wait() for env in envs]
+        assert time.monotonic() - start < 2.5  # not 3 s: the three slept at once
+        assert all(len(result) == 5 for result in results)
+        with pytest.raises(WorkerError, match="without a pending call_async"):
+            envs[0].call_wait()
+    finally:
+        for env in envs:
+            env.close()
+
+
+def test_a_worker_that_does_not_answer_in_time_is_killed(slow_envs):
+    env = ProcessEnv(slow_envs(60.0), timeout=1.0)
+    env.reset(seed=0)
+    start = time.monotonic()
+    with pytest.raises(WorkerTimeoutError, match=r"did not answer 'step' within 1 s; it was killed"):
+        env.step(np.zeros(1, np.float32))
+    assert time.monotonic() - start < 5 and env._process.poll() is not None
+    with pytest.raises(WorkerError, match="closed"):
+        env.reset(seed=0)
+    env.close()
+
+
 def test_dmc_tasks_render_in_a_worker_by_default():
     env = DeepMindControl("cartpole", "swingup").create_env()
     try:
@@ -87,6 +156,7 @@ def test_tensorflow_and_dmc_rendering_share_a_run_without_crashing():
         "from wm_core.simulate import simulate\n"
         "task = DeepMindControl('cartpole', 'swingup', action_repeat=8, time_limit=0.5)\n"
         "(episode,), _, _ = simulate(task, Random(task, seed=0), 1)\n"
+        "episodes, _, _ = simulate(task, Random(task, seed=0), 2, num_envs=2)\n"
         "print(float(tf.reduce_sum(tf.constant(episode['image'], tf.float32)) > 0))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

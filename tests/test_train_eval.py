@@ -255,3 +255,152 @@ def test_planning_quality_of_the_eval_planner_is_reported_after_each_evaluation(
     (eval_scalars,) = [names for phase, _, _, names in recorder.iterations if phase == "eval"]
     assert "planning_quality/rank_correlation" in eval_scalars
     assert not [name for name in eval_scalars if name.endswith("_h1")]
+
+
+# --------------------------------------------------------------------------- several environments
+
+VECTOR_TASKS = textwrap.dedent('''
+    """A point task whose episode of seed s lasts 2 + (7 * s) % 5 steps, so
+    episodes in several environments end out of order.  Every env writes its
+    process id to <marker_dir>/pid-<pid> (the test checks none outlives a run)."""
+    import os
+    from wm_core.tasks.toy import PointEnv, PointTask
+
+    class VariableEnv(PointEnv):
+        def __init__(self, marker_dir, **kwargs):
+            super().__init__(**kwargs)
+            open(os.path.join(marker_dir, f"pid-{os.getpid()}"), "w").close()
+
+        def reset(self, *, seed=None, options=None):
+            self.time_limit = 2 + (7 * seed) % 5
+            return super().reset(seed=seed, options=options)
+
+    class VariableTask(PointTask):
+        def __init__(self, marker_dir):
+            super().__init__(length=50, size=16)
+            self.marker_dir = marker_dir
+
+        def create_env(self):
+            return VariableEnv(self.marker_dir, **self.kwargs)
+''')
+
+VECTOR_RUN_SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    from wm_core import hookimpl
+    from wm_core.hooks import Hooks, create_plugin_manager
+    from wm_core.planners import Random
+    from wm_core.train_eval import train_eval_loop
+    from vector_tasks import VariableTask
+
+    output, num_envs, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    os.makedirs(os.path.join(output, "markers"), exist_ok=True)
+    task = VariableTask(os.path.join(output, "markers"))
+
+    class SlowRandom(Random):
+        """Random actions, a little slowly (so random kills land mid-run); in
+        mode 'hang' it hangs at the last decision of train episode 2."""
+
+        def reset(self, **kwargs):
+            super().reset(**kwargs)
+            self.episode, self.decisions = kwargs["episode_index"], 0
+
+        def __call__(self, *args):
+            self.decisions += 1
+            if mode == "hang" and self.episode == 2 and self.decisions == 6:
+                open(os.path.join(output, "hanging"), "w").close()
+                time.sleep(600)
+            time.sleep(0.01)
+            return super().__call__(*args)
+
+    class EndLog:
+        @hookimpl
+        def wm_episode_end(self, phase, episode_index):
+            with open(os.path.join(output, "ended"), "a") as log:
+                log.write(f"{phase} {episode_index}\\n")
+
+    train_eval_loop(task, SlowRandom(task, seed=0), Random(task, seed=1), lambda path: time.sleep(0.1),
+                    num_train_episodes_per_iteration=4, eval_every_n_iterations=2, num_eval_episodes=3,
+                    num_iterations=4, seed_episodes=0 if mode.startswith("hang") else 3, num_envs=num_envs,
+                    episodes_dir=os.path.join(output, "episodes"), model_dir=os.path.join(output, "model"),
+                    hooks=Hooks(create_plugin_manager(load_entry_points=False, plugins=(EndLog(),))))
+''')
+
+
+def write_vector_run(tmp_path):
+    (tmp_path / "vector_tasks.py").write_text(VECTOR_TASKS)
+    script = tmp_path / "run.py"
+    script.write_text(VECTOR_RUN_SCRIPT)
+    return script
+
+
+def assert_episodes_equal_by_seed(reference, resumed, phase):
+    expected = npz.load_dictionaries(str(reference / "episodes" / phase))
+    actual = npz.load_dictionaries(str(resumed / "episodes" / phase))
+    seeds = [int(episode["seed"][0]) for episode in actual]
+    assert seeds == [int(episode["seed"][0]) for episode in expected]  # none lost or duplicated
+    assert seeds == sorted(seeds)  # saved in episode order
+    for want, got in zip(expected, actual):
+        assert sorted(want) == sorted(got)
+        for key in want:
+            np.testing.assert_array_equal(want[key], got[key], err_msg=f"{phase} seed {got['seed'][0]} {key}")
+
+
+def assert_no_worker_outlives(output):
+    pids = [int(path.name[4:]) for path in (output / "markers").glob("pid-*")]
+    assert len(pids) > 1  # the workers wrote theirs
+    deadline = time.monotonic() + 20
+    for pid in pids:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, f"environment worker {pid} outlived its run"
+            time.sleep(0.05)
+
+
+def test_killed_four_environment_run_drops_episodes_that_ended_before_an_earlier_one(tmp_path):
+    """Episode 3 ends before episode 2; killed then, the run has saved 0 and 1
+    only, and the resumed run collects 2 and 3 to the same arrays."""
+    script = write_vector_run(tmp_path)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    subprocess.run([sys.executable, str(script), str(reference), "1", "hang-free"], check=True, timeout=120)
+    killed.mkdir()
+    process = subprocess.Popen([sys.executable, str(script), str(killed), "4", "hang"])
+    deadline = time.monotonic() + 120
+    while not (killed / "hanging").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "run ended before the kill"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    ended = (killed / "ended").read_text().split("\n")
+    assert "train 3" in ended and "train 2" not in ended  # 3 ended before 2...
+    assert len(npz.episode_paths(str(killed / "episodes" / "train"))) == 2  # ...and was not saved
+    assert_no_worker_outlives(killed)
+    subprocess.run([sys.executable, str(script), str(killed), "4", "hang-free"], check=True, timeout=120)
+    for phase in ("train", "eval"):
+        assert_episodes_equal_by_seed(reference, killed, phase)
+
+
+def test_four_environment_run_killed_at_random_moments_equals_an_uninterrupted_one(tmp_path):
+    script = write_vector_run(tmp_path)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    start = time.monotonic()
+    subprocess.run([sys.executable, str(script), str(reference), "1", "run"], check=True, timeout=120)
+    duration = time.monotonic() - start
+    rng = np.random.default_rng(0)
+    killed_mid_run = 0
+    for _ in range(5):
+        process = subprocess.Popen([sys.executable, str(script), str(killed), "4", "run"])
+        time.sleep(rng.uniform(0.5, duration))
+        if process.poll() is None:
+            killed_mid_run += 1
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    subprocess.run([sys.executable, str(script), str(killed), "4", "run"], check=True, timeout=120)
+    assert killed_mid_run >= 3
+    assert json.loads((killed / "loop_state.json").read_text()) == {"completed_iterations": 4}
+    for phase in ("train", "eval"):
+        assert_episodes_equal_by_seed(reference, killed, phase)
+        assert not [name for name in os.listdir(killed / "episodes" / phase) if name.startswith(".")]
+    assert_no_worker_outlives(killed)

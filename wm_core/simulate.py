@@ -12,11 +12,24 @@ episode can be replayed in its simulator (reset with ``seed``, step the
 recorded actions), which :mod:`wm_core.evaluation` does to score plans
 against ground truth.  Episodes saved before this column existed lack it;
 readers must not require it.
+
+Several environments (``num_envs > 1``): each in its own worker process
+(:class:`wm_core.tasks.vector.VectorEnv`), stepped together; the planner
+decides for all of them in one call through
+:func:`wm_core.planners.batch_planner`.  Episode ``i`` still starts from
+seed ``seed + i`` whatever slot runs it, so the episodes equal those of one
+environment (for seeded planners; models with deterministic predictions).
+Episodes are handed out in episode order (:func:`run_episodes`), one that
+finished early waiting for those before it.  An episode whose worker died
+is collected again from its seed in a fresh worker; nothing of the lost try
+is returned.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import heapq
+import warnings
+from typing import Any, Iterator
 
 import gin
 import numpy as np
@@ -24,8 +37,12 @@ import numpy as np
 from wm_core import spaces
 from wm_core.contracts import Episode, Predictions
 from wm_core.hooks import Hooks, active_hooks
+from wm_core.tasks.process import WorkerDiedError
 
-__all__ = ["simulate", "run_episode"]
+__all__ = ["simulate", "run_episode", "run_episodes", "check_num_envs"]
+
+#: Tries of one episode whose environment worker keeps dying before the run gives up.
+MAX_TRIES = 3
 
 
 def _stack_rows(rows: list[dict[str, Any]]) -> Episode:
@@ -87,6 +104,225 @@ def run_episode(
     return _stack_rows(rows), predictions
 
 
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` as an ``int >= 1``, or a ``ValueError`` naming it."""
+    if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    return int(num_envs)
+
+
+def _is_vector(env: Any) -> bool:
+    from wm_core.tasks.vector import VectorEnv
+
+    return isinstance(env, VectorEnv)
+
+
+def run_episodes(
+    task: Any,
+    planner: Any,
+    num_episodes: int,
+    seed: int = 0,
+    *,
+    phase: str = "train",
+    hooks: Hooks | None = None,
+    first_episode_index: int = 0,
+    env: Any | None = None,
+    num_envs: int = 1,
+) -> Iterator[tuple[int, Episode, list[Predictions | None]]]:
+    """Yields ``(i, episode, predictions)`` for ``i = 0 .. num_episodes - 1``, in that order.
+
+    Episode ``i`` is reset with ``seed + i`` and numbered
+    ``first_episode_index + i``; ``hooks.episode_end`` is called when it
+    ends (with several environments, possibly before an earlier episode
+    ends), the yield comes in episode order.  ``env``: an environment of
+    ``task`` — a :class:`~wm_core.tasks.vector.VectorEnv` for several — to
+    reuse (the caller closes it); by default one is made here with
+    ``min(num_envs, num_episodes)`` environments and closed at the end.
+    """
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    num_envs = check_num_envs(num_envs)
+    hooks = hooks or active_hooks()
+    vector = _is_vector(env) if env is not None else num_envs > 1
+    if env is not None and not vector and num_envs > 1:
+        raise TypeError(
+            f"num_envs = {num_envs} needs a wm_core.tasks.vector.VectorEnv as env, got "
+            f"{type(env).__name__}"
+        )
+    owns_env = env is None
+    if owns_env:
+        if vector:
+            from wm_core.tasks.vector import VectorEnv
+
+            env = VectorEnv(task, min(num_envs, num_episodes))
+        else:
+            env = task.create_env()
+    try:
+        if vector:
+            yield from _run_vector(
+                env, planner, num_episodes, seed, phase, hooks, first_episode_index
+            )
+            return
+        for index in range(num_episodes):
+            episode, episode_predictions = run_episode(
+                env,
+                planner,
+                seed + index,
+                phase=phase,
+                episode_index=first_episode_index + index,
+                hooks=hooks,
+            )
+            hooks.episode_end(
+                phase=phase,
+                episode_index=first_episode_index + index,
+                episode=episode,
+                predictions=episode_predictions,
+                score=float(episode["reward"].sum()),
+            )
+            yield index, episode, episode_predictions
+    finally:
+        if owns_env:
+            env.close()
+
+
+class _Running:
+    """An episode in progress in one slot."""
+
+    def __init__(self, position: int, seed: int, observation: dict[str, np.ndarray], action_dim: int):
+        self.position = position
+        self.seed = seed
+        self.rows = [
+            {
+                **observation,
+                "action": np.zeros(action_dim, np.float32),
+                "reward": np.float32(0.0),
+                "seed": np.int64(seed),
+            }
+        ]
+        self.predictions: list[Predictions | None] = []
+
+
+def _run_vector(
+    env: Any,
+    planner: Any,
+    num_episodes: int,
+    seed: int,
+    phase: str,
+    hooks: Hooks,
+    first_episode_index: int,
+) -> Iterator[tuple[int, Episode, list[Predictions | None]]]:
+    """:func:`run_episodes` over a :class:`~wm_core.tasks.vector.VectorEnv`.
+
+    Every round: free slots start the lowest pending episodes (reset
+    together), the planner decides for every running slot in one call, and
+    those slots are stepped together.  A slot whose worker died gives its
+    episode back to the pending ones (it starts again from its seed).
+    """
+    from wm_core.planners import batch_planner
+
+    slots_count = env.num_envs
+    space = env.single_action_space
+    action_dim = spaces.action_dim(space)
+    batch = batch_planner(planner, slots_count)
+    pending = list(range(num_episodes))  # a heap: the lowest episode starts first
+    tries = [0] * num_episodes
+    running: dict[int, _Running] = {}
+    finished: dict[int, tuple[Episode, list[Predictions | None]]] = {}
+    next_out = 0
+
+    def lost(slot: int, position: int, during: str) -> None:
+        tries[position] += 1
+        index = first_episode_index + position
+        if tries[position] >= MAX_TRIES:
+            raise WorkerDiedError(
+                f"the environment worker of {phase} episode {index} (seed {seed + position}) "
+                f"died {tries[position]} times (last during {during!r}); giving up"
+            )
+        warnings.warn(
+            f"environment worker of slot {slot} died during {during!r} in {phase} episode "
+            f"{index} (seed {seed + position}); collecting that episode again in a fresh worker",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        heapq.heappush(pending, position)
+
+    while next_out < num_episodes:
+        starts = {}
+        for slot in range(slots_count):
+            if slot not in running and pending:
+                starts[slot] = heapq.heappop(pending)
+        if starts:
+            mask = np.isin(np.arange(slots_count), list(starts))
+            seeds = [seed + starts[slot] if slot in starts else None for slot in range(slots_count)]
+            observations, infos = env.reset(seed=seeds, options={"reset_mask": mask})
+            for slot, position in starts.items():
+                if infos["failed"][slot]:
+                    lost(slot, position, "reset")
+                    continue
+                observation = {key: value[slot] for key, value in observations.items()}
+                running[slot] = _Running(position, seed + position, observation, action_dim)
+                batch.reset_slot(
+                    slot, seed=seed + position, episode_index=first_episode_index + position
+                )
+                hooks.episode_start(
+                    phase=phase, episode_index=first_episode_index + position,
+                    seed=seed + position,
+                )
+        slots = sorted(running)
+        if not slots:
+            continue  # every start failed; they are pending again
+        last = [running[slot].rows[-1] for slot in slots]
+        actions, predictions = batch.decide(
+            slots,
+            np.stack([row["image"] for row in last]),
+            np.stack([row["action"] for row in last]),
+            np.array([row["reward"] for row in last], np.float32),
+        )
+        env_actions: list[Any] = [None] * slots_count
+        decided = {}
+        for row, slot in enumerate(slots):
+            action = np.asarray(actions[row], np.float32)
+            episode = running[slot]
+            hooks.planner_decided(
+                phase=phase,
+                episode_index=first_episode_index + episode.position,
+                step=len(episode.rows) - 1,
+                action=action,
+                prediction=predictions[row],
+            )
+            episode.predictions.append(predictions[row])
+            decided[slot] = action
+            env_actions[slot] = spaces.to_env_action(space, action)
+        mask = np.isin(np.arange(slots_count), slots)
+        observations, rewards, terminated, truncated, infos = env.step(env_actions, mask)
+        for slot in slots:
+            episode = running[slot]
+            if infos["failed"][slot]:
+                del running[slot]
+                lost(slot, episode.position, "step")
+                continue
+            episode.rows.append({
+                **{key: value[slot] for key, value in observations.items()},
+                "action": decided[slot],
+                "reward": np.float32(rewards[slot]),
+                "seed": np.int64(episode.seed),
+            })
+            if terminated[slot] or truncated[slot]:
+                del running[slot]
+                stacked = _stack_rows(episode.rows)
+                hooks.episode_end(
+                    phase=phase,
+                    episode_index=first_episode_index + episode.position,
+                    episode=stacked,
+                    predictions=episode.predictions,
+                    score=float(stacked["reward"].sum()),
+                )
+                finished[episode.position] = (stacked, episode.predictions)
+        while next_out in finished:
+            yield (next_out, *finished.pop(next_out))
+            next_out += 1
+
+
 @gin.configurable(module="wm")
 def simulate(
     task: Any,
@@ -97,6 +333,7 @@ def simulate(
     hooks: Hooks | None = None,
     first_episode_index: int = 0,
     env: Any | None = None,
+    num_envs: int = 1,
 ) -> tuple[list[Episode], list[list[Predictions | None]], float]:
     """Run ``num_episodes`` episodes of ``planner`` on ``task``.
 
@@ -107,38 +344,23 @@ def simulate(
     ``task`` to reuse (the caller keeps and closes it); by default one is
     created and closed here.
 
+    :param num_envs: environments stepped together, each in its own worker
+        process (:class:`~wm_core.tasks.vector.VectorEnv`; ``env``, if
+        given, must be one).  The planner then decides through
+        :func:`wm_core.planners.batch_planner` (copies of it, or its batched
+        form) and is itself neither reset nor called.  1 (the default): one
+        environment, built by ``task.create_env()``, and ``planner`` called
+        directly.
     :returns: ``(episodes, predictions, score)``: the episode dicts, per
         episode the per-decision predictions, and the mean undiscounted
         return over the episodes.
     """
-    if num_episodes < 1:
-        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-    hooks = hooks or active_hooks()
-    owns_env = env is None
-    env = task.create_env() if owns_env else env
     episodes, predictions = [], []
-    try:
-        for index in range(num_episodes):
-            episode, episode_predictions = run_episode(
-                env,
-                planner,
-                seed + index,
-                phase=phase,
-                episode_index=first_episode_index + index,
-                hooks=hooks,
-            )
-            score = float(episode["reward"].sum())
-            hooks.episode_end(
-                phase=phase,
-                episode_index=first_episode_index + index,
-                episode=episode,
-                predictions=episode_predictions,
-                score=score,
-            )
-            episodes.append(episode)
-            predictions.append(episode_predictions)
-    finally:
-        if owns_env:
-            env.close()
+    for _, episode, episode_predictions in run_episodes(
+        task, planner, num_episodes, seed, phase=phase, hooks=hooks,
+        first_episode_index=first_episode_index, env=env, num_envs=num_envs,
+    ):
+        episodes.append(episode)
+        predictions.append(episode_predictions)
     score = float(np.mean([episode["reward"].sum() for episode in episodes]))
     return episodes, predictions, score

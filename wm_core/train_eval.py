@@ -18,6 +18,14 @@ that are missing, so none is lost and none duplicated; only the interrupted
 ``train_fn`` call is repeated (models restore their own checkpoints).
 Episode ``i`` of a phase is always reset with the same seed, so a resumed
 run replays the environment seeds an uninterrupted one would have used.
+
+Several environments (``num_envs > 1``): the run keeps ``num_envs``
+environment workers (:class:`wm_core.tasks.vector.VectorEnv`) for all its
+phases and steps them together.  Episodes are still saved in episode order —
+one that ends before an earlier one waits in memory until that one is saved
+— so the files on disk are always episodes ``0 .. k-1`` of the phase and a
+killed run tops up exactly the missing ones (the waiting ones are collected
+again, from the same seeds, to the same arrays).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from wm_core.atomic import write_text_atomically
 from wm_core.evaluation import evaluate_planner
 from wm_core.hooks import Hooks, active_hooks, use_hooks
 from wm_core.planners import Random
-from wm_core.simulate import simulate
+from wm_core.simulate import check_num_envs, run_episodes
 from wm_core.reporting.visualize import visualize
 
 __all__ = ["train_eval_loop", "visualize", "LOOP_STATE_FILE"]
@@ -69,6 +77,31 @@ def _write_completed_iterations(path: str, completed: int) -> None:
     write_text_atomically(path, json.dumps({"completed_iterations": completed}))
 
 
+class _Environments:
+    """The run's environments: a fresh one per phase (``num_envs == 1``, as
+    before), or one :class:`~wm_core.tasks.vector.VectorEnv` kept for the
+    whole run (its workers take seconds to start)."""
+
+    def __init__(self, task: Any, num_envs: int):
+        self.task, self.num_envs = task, num_envs
+        self._vector = None
+
+    def open(self) -> tuple[Any, bool]:
+        """``(env, caller_closes_it)``."""
+        if self.num_envs == 1:
+            return self.task.create_env(), True
+        if self._vector is None:
+            from wm_core.tasks.vector import VectorEnv
+
+            self._vector = VectorEnv(self.task, self.num_envs)
+        return self._vector, False
+
+    def close(self) -> None:
+        if self._vector is not None:
+            self._vector.close()
+            self._vector = None
+
+
 def _collect(
     task: Any,
     planner: Any,
@@ -77,25 +110,29 @@ def _collect(
     seed: int,
     phase: str,
     hooks: Hooks,
+    environments: _Environments,
 ) -> tuple[list, list, dict[str, float]]:
-    """Top ``directory`` up to ``wanted`` episodes; returns the new ones and timings."""
+    """Top ``directory`` up to ``wanted`` episodes; returns the new ones and timings.
+
+    Episode ``i`` (seed ``seed + i``) is saved only after episodes ``0 ..
+    i-1``: the number of files is the index of the next episode to collect.
+    """
     episodes, predictions = [], []
     start = time.perf_counter()
-    env = None  # created only if an episode is missing; one for all of them
-    try:
-        while (index := len(_saved_episodes(directory))) < wanted:
-            if env is None:
-                env = task.create_env()
-            (episode,), (episode_predictions,), _ = simulate(
-                task, planner, 1, seed=seed + index, phase=phase, hooks=hooks,
-                first_episode_index=index, env=env,
-            )
-            npz.save_dictionaries([episode], directory)
-            episodes.append(episode)
-            predictions.append(episode_predictions)
-    finally:
-        if env is not None:
-            env.close()
+    index = len(_saved_episodes(directory))
+    if index < wanted:
+        env, closes = environments.open()  # one for all the missing episodes
+        try:
+            for _, episode, episode_predictions in run_episodes(
+                task, planner, wanted - index, seed=seed + index, phase=phase, hooks=hooks,
+                first_episode_index=index, env=env, num_envs=environments.num_envs,
+            ):
+                npz.save_dictionaries([episode], directory)
+                episodes.append(episode)
+                predictions.append(episode_predictions)
+        finally:
+            if closes:
+                env.close()
     seconds = time.perf_counter() - start
     if not episodes:
         return episodes, predictions, {}
@@ -142,6 +179,7 @@ def train_eval_loop(
     seed: int = 0,
     output_dir: str | None = None,
     hooks: Hooks | None = None,
+    num_envs: int = 1,
 ) -> dict[str, list[float]]:
     """Interleave data collection, training and evaluation; resumable.
 
@@ -159,6 +197,15 @@ def train_eval_loop(
         ``<episodes_dir>/train`` without collecting any.
     :param output_dir: run directory for ``loop_state.json``, the operative
         gin config and summaries; defaults to the parent of ``model_dir``.
+    :param num_envs: environments collecting episodes together, each in its
+        own worker process (``wm.train_eval_loop.num_envs = 4`` in a config);
+        the planners decide for all of them at once through
+        :func:`wm_core.planners.batch_planner`.  Episode ``i`` of a phase has
+        seed ``i`` whatever ``num_envs`` is, episodes are saved in episode
+        order, and a run may be resumed with another ``num_envs``: the
+        episodes are the same.  1 (default): one environment in this
+        process (or the task's own worker), as before.  The task must be
+        picklable when ``num_envs > 1``.
     :returns: ``{"train_scores": [...], "eval_scores": [...]}`` for the
         iterations run by this call, and, read from the episode files (so a
         resumed run reports the whole run), ``random_score``: the mean return
@@ -174,6 +221,7 @@ def train_eval_loop(
             raise ValueError(f"{name} must be >= 1, got {value}")
     if seed_episodes < 0:
         raise ValueError(f"seed_episodes must be >= 0, got {seed_episodes}")
+    num_envs = check_num_envs(num_envs)
     hooks = hooks or active_hooks()
     output_dir = output_dir or os.path.dirname(os.path.normpath(model_dir))
     train_dir = os.path.join(episodes_dir, "train")
@@ -186,15 +234,23 @@ def train_eval_loop(
     if offline and not _saved_episodes(train_dir):
         raise FileNotFoundError(f"offline mode needs episodes in {train_dir}, found none")
 
-    operative_config = gin.operative_config_str()
-    write_text_atomically(os.path.join(output_dir, "operative_config.gin"), operative_config)
+    environments = _Environments(task, num_envs)
+    try:
+        if num_envs > 1 and not offline:
+            environments.open()  # started now, so the operative config has its gin settings
+        operative_config = gin.operative_config_str()
+        write_text_atomically(os.path.join(output_dir, "operative_config.gin"), operative_config)
+    except BaseException:
+        environments.close()
+        raise
     results: dict[str, list[float]] = {"train_scores": [], "eval_scores": []}
     with use_hooks(hooks):
         hooks.run_configured(output_dir=output_dir, operative_config=operative_config)
         try:
             if not offline:
                 episodes, predictions, scalars = _collect(
-                    task, Random(task, seed), train_dir, seed_episodes, seed, "train", hooks
+                    task, Random(task, seed), train_dir, seed_episodes, seed, "train", hooks,
+                    environments,
                 )
                 if episodes:
                     hooks.iteration_end(
@@ -207,7 +263,7 @@ def train_eval_loop(
                     episodes, predictions, scalars = _collect(
                         task, train_planner, train_dir,
                         seed_episodes + num_train_episodes_per_iteration * (iteration + 1),
-                        seed, "train", hooks,
+                        seed, "train", hooks, environments,
                     )
                 if episodes:
                     results["train_scores"].append(scalars["score"])
@@ -224,7 +280,7 @@ def train_eval_loop(
                     evaluations = (iteration + 1) // eval_every_n_iterations
                     episodes, predictions, scalars = _collect(
                         task, eval_planner, eval_dir, num_eval_episodes * evaluations,
-                        seed + EVAL_SEED_OFFSET, "eval", hooks,
+                        seed + EVAL_SEED_OFFSET, "eval", hooks, environments,
                     )
                     if episodes:
                         results["eval_scores"].append(scalars["score"])
@@ -238,6 +294,7 @@ def train_eval_loop(
                         )
                 _write_completed_iterations(state_path, iteration + 1)
         finally:
+            environments.close()
             hooks.run_end(output_dir=output_dir)
     last_evaluation = _saved_episodes(eval_dir)[-num_eval_episodes:]
     return {

@@ -12,25 +12,34 @@ parent's ``__main__`` and with it TensorFlow) — and forwards every call to
 it.  A 64×64 frame costs one pipe round trip (~0.1 ms) against ~16 ms of
 rendering.
 
+The worker gets the parent's ``sys.path`` before the factory, so a factory
+importable in the parent (a test's module on a temporary path included) is
+importable in the worker.  Calls can be split into :meth:`ProcessEnv.
+call_async` and :meth:`ProcessEnv.call_wait`, so several workers compute at
+once (:class:`wm_core.tasks.vector.VectorEnv`), and a ``timeout`` bounds how
+long the parent waits for an answer: a worker that does not answer in time
+is killed and :class:`WorkerTimeoutError` raised.
+
 The worker also runs whole rollouts (:meth:`ProcessEnv.rollout`) in one call,
 so a ground-truth model plans without a round trip per step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import traceback
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium
 import numpy as np
 
 from wm_core.tasks.base import SimState
 
-__all__ = ["ProcessEnv", "WorkerError"]
+__all__ = ["ProcessEnv", "WorkerDiedError", "WorkerError", "WorkerTimeoutError"]
 
 _FORWARDED = frozenset(
     {"reset", "step", "render", "get_sim_state", "set_sim_state", "advance", "render_image",
@@ -40,6 +49,14 @@ _FORWARDED = frozenset(
 
 class WorkerError(RuntimeError):
     """The environment worker raised, or died; carries the worker's traceback."""
+
+
+class WorkerDiedError(WorkerError):
+    """The environment worker's process ended (was killed, crashed) while in use."""
+
+
+class WorkerTimeoutError(WorkerError, TimeoutError):
+    """The environment worker did not answer within the timeout; it was killed."""
 
 
 def _describe(env: Any) -> dict[str, Any]:
@@ -54,8 +71,12 @@ def _describe(env: Any) -> dict[str, Any]:
 
 
 def serve(connection: Connection) -> None:
-    """Worker loop: receive the factory, build the env, answer ``(method, args, kwargs)``."""
+    """Worker loop: receive the parent's ``sys.path`` and the factory, build the
+    env, answer ``(method, args, kwargs)``."""
     try:
+        for entry in reversed(connection.recv()):  # the parent's sys.path, before unpickling
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
         env = connection.recv()()
     except BaseException as error:  # report construction errors to the parent
         connection.send((False, error, traceback.format_exc()))
@@ -64,13 +85,16 @@ def serve(connection: Connection) -> None:
     while True:
         try:
             method, args, kwargs = connection.recv()
-        except EOFError:  # parent went away
+        except (EOFError, ConnectionError):  # parent went away
             break
         try:
-            result = getattr(env, method)(*args, **kwargs)
-            connection.send((True, result, ""))
+            answer = (True, getattr(env, method)(*args, **kwargs), "")
         except BaseException as error:
-            connection.send((False, error, traceback.format_exc()))
+            answer = (False, error, traceback.format_exc())
+        try:
+            connection.send(answer)
+        except (BrokenPipeError, ConnectionError):  # parent went away
+            break
         if method == "close":
             break
     connection.close()
@@ -84,10 +108,39 @@ class ProcessEnv(gymnasium.Env):
     ``rollout``); arguments and results travel by pickling.  ``factory``
     must be picklable (a task's bound method is).  Exceptions in the worker
     are re-raised here with their type; a dead worker raises
-    :class:`WorkerError`.
+    :class:`WorkerDiedError` (a :class:`WorkerError`).
+
+    :param timeout: seconds to wait for any answer of the worker (its start
+        included); ``None`` waits for ever.  A worker that does not answer in
+        time is killed and :class:`WorkerTimeoutError` raised.
     """
 
-    def __init__(self, factory: Callable[[], Any]):
+    def __init__(self, factory: Callable[[], Any], timeout: float | None = None):
+        self._launch(factory, timeout)
+        self._finish_start()
+
+    @classmethod
+    def start_many(
+        cls, factories: Sequence[Callable[[], Any]], timeout: float | None = None
+    ) -> list[ProcessEnv]:
+        """One worker per factory, started together (their imports overlap)."""
+        envs = []
+        try:
+            for factory in factories:
+                env = cls.__new__(cls)
+                env._launch(factory, timeout)
+                envs.append(env)
+            for env in envs:
+                env._finish_start()
+        except BaseException:
+            for env in envs:
+                env.kill()
+            raise
+        return envs
+
+    def _launch(self, factory: Callable[[], Any], timeout: float | None) -> None:
+        self.timeout = timeout
+        self._pending: str | None = None
         ours, theirs = socket.socketpair()
         with theirs:
             self._process = subprocess.Popen(
@@ -96,8 +149,18 @@ class ProcessEnv(gymnasium.Env):
             )
         self._connection = Connection(ours.detach())
         self._closed = False
-        self._connection.send(factory)
-        description = self._receive("start")
+        try:
+            self._connection.send(list(sys.path))
+            self._connection.send(factory)
+        except (BrokenPipeError, ConnectionError) as error:
+            raise WorkerDiedError(
+                f"environment worker died before it got its factory (exit code "
+                f"{self._exit_code()})"
+            ) from error
+        self._pending = "start"
+
+    def _finish_start(self) -> None:
+        description = self.call_wait()
         self.action_space = description["action_space"]
         self.observation_space = description["observation_space"]
         self.metadata = description["metadata"]
@@ -105,18 +168,15 @@ class ProcessEnv(gymnasium.Env):
         self.action_repeat = description["action_repeat"]
         self.time_limit = description["time_limit"]
 
-    def _receive(self, method: str) -> Any:
-        try:
-            ok, result, worker_traceback = self._connection.recv()
-        except (EOFError, ConnectionError) as error:
-            raise WorkerError(
-                f"environment worker died during {method!r} (exit code {self._exit_code()})"
-            ) from error
-        if not ok:
-            if isinstance(result, Exception):
-                raise result from WorkerError(worker_traceback)
-            raise WorkerError(worker_traceback)
-        return result
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self._process.pid
+
+    @property
+    def connection(self) -> Connection:
+        """The parent's end of the pipe (for :func:`multiprocessing.connection.wait`)."""
+        return self._connection
 
     def _exit_code(self) -> int | None:
         try:
@@ -124,18 +184,55 @@ class ProcessEnv(gymnasium.Env):
         except subprocess.TimeoutExpired:
             return None
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def call_async(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Send ``env.<method>(*args, **kwargs)`` to the worker; :meth:`call_wait` answers."""
         if method not in _FORWARDED:
             raise AttributeError(method)
         if self._closed:
             raise WorkerError(f"{method!r} called on a closed environment")
+        if self._pending is not None:
+            raise WorkerError(f"{method!r} called while {self._pending!r} awaits its answer")
         try:
             self._connection.send((method, args, kwargs))
         except (BrokenPipeError, ConnectionError) as error:
-            raise WorkerError(
+            raise WorkerDiedError(
                 f"environment worker died before {method!r} (exit code {self._exit_code()})"
             ) from error
-        return self._receive(method)
+        self._pending = method
+
+    def call_wait(self, timeout: float | None = None) -> Any:
+        """The answer to the pending :meth:`call_async`; re-raises the worker's error.
+
+        ``timeout`` (default: the env's ``timeout``) in seconds; past it the
+        worker is killed and :class:`WorkerTimeoutError` raised.
+        """
+        method, self._pending = self._pending, None
+        if method is None:
+            raise WorkerError("call_wait without a pending call_async")
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            answered = timeout is None or self._connection.poll(timeout)
+            if answered:
+                ok, result, worker_traceback = self._connection.recv()
+        except (EOFError, ConnectionError) as error:
+            raise WorkerDiedError(
+                f"environment worker died during {method!r} (exit code {self._exit_code()})"
+            ) from error
+        if not answered:
+            self.kill()
+            raise WorkerTimeoutError(
+                f"environment worker (pid {self.pid}) did not answer {method!r} within "
+                f"{timeout:g} s; it was killed"
+            )
+        if not ok:
+            if isinstance(result, Exception):
+                raise result from WorkerError(worker_traceback)
+            raise WorkerError(worker_traceback)
+        return result
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.call_async(method, *args, **kwargs)
+        return self.call_wait()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -165,12 +262,27 @@ class ProcessEnv(gymnasium.Env):
     def rollout(self, sim_state: SimState, actions: np.ndarray, render: bool = False):
         return self._call("rollout", sim_state, actions, render)
 
+    def kill(self) -> None:
+        """End the worker at once (SIGKILL) and close this env; no call is made."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self._pending = None
+        self._connection.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+
     def close(self) -> None:
         if self._closed:
             return
         try:
-            self._call("close")
-        except (WorkerError, OSError, BrokenPipeError):
+            if self._pending is not None:  # an answer nobody collected
+                with contextlib.suppress(Exception):
+                    self.call_wait()
+            if not self._closed:
+                self._call("close")
+        except (WorkerError, OSError):
             pass
         finally:
             self._closed = True
