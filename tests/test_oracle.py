@@ -148,6 +148,16 @@ def test_predict_rejects_actions_of_the_wrong_size():
         oracle.predict(np.zeros((2, 3, 1), np.float32), oracle.reset(seed=0))
 
 
+def test_observe_checks_its_arguments_with_the_shared_checks():
+    oracle = OracleWorldModel(tasks.Gym("Pendulum-v1"))
+    state = oracle.reset(seed=0)
+    frames, actions = np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 1), np.float32)
+    with pytest.raises(ContractError, match=r"OracleWorldModel.observe \(task .*\): last_frames must be uint8 \[T, H, W, C\], got float32"):
+        oracle.observe(frames.astype(np.float32), actions, np.zeros(2), state)
+    with pytest.raises(ContractError, match=r"got 2 frames, actions \(2, 1\) and rewards \(3,\)"):
+        oracle.observe(frames, actions, np.zeros(3), state)
+
+
 def test_oracle_is_registered_as_a_world_model():
     assert registry.load("world_models", "oracle") is OracleWorldModel
 

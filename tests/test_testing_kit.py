@@ -82,3 +82,69 @@ def test_core_imports_without_tensorflow():
         "assert 'tensorflow' not in sys.modules, 'wm_core imported tensorflow'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class SeedRewardModel(CountingModel):
+    """Reward = the episode seed + the action: states of different episodes differ."""
+
+    def reset(self, seed=0, **kwargs):
+        return {"rows": np.zeros(1, np.int64), "seed": np.float32(seed)}
+
+    def observe(self, last_frames, last_actions, last_rewards, state):
+        return {"rows": state["rows"] + len(last_frames), "seed": state["seed"]}
+
+    def predict(self, future_actions, state):
+        return {"reward": (future_actions.sum(-1) + state["seed"]).astype(np.float32)}
+
+
+class SwappedBatchModel(SeedRewardModel):
+    """A batched form that answers for the states in the wrong order."""
+
+    def predict_batch(self, future_actions, states):
+        return super().predict_batch(future_actions, list(states)[::-1])
+
+
+class NoisyModel(SeedRewardModel):
+    def predict(self, future_actions, state):
+        noise = np.random.default_rng().normal(size=future_actions.shape[:2]).astype(np.float32)
+        return {"reward": super().predict(future_actions, state)["reward"] + noise}
+
+
+def test_the_batched_form_is_compared_with_predict_fn_state_by_state():
+    testing.check_world_model(SeedRewardModel(), PointTask())  # the base class's loop
+    with pytest.raises(ContractError, match=r"predict_batch_fn row 0 differs from predict_fn\(future_actions\[0\], states\[0\]\): 'reward' at \(0, 0\)"):
+        testing.check_world_model(SwappedBatchModel(), PointTask())
+
+
+def test_a_batched_form_with_wrong_shapes_is_named():
+    class FlatBatch(SeedRewardModel):
+        def predict_batch(self, future_actions, states):
+            return {"reward": np.zeros(future_actions.shape[1:3], np.float32)}
+
+    with pytest.raises(ContractError, match=r"predict_batch_fn returned reward of shape \(4, 3\), expected \[batch, proposals, horizon\] = \(3, 4, 3\)"):
+        testing.check_world_model(FlatBatch(), PointTask())
+
+
+def test_stochastic_models_are_checked_for_shapes_only():
+    testing.check_world_model(NoisyModel(), PointTask())  # detected: two predict_fn calls differ
+    testing.check_world_model(NoisyModel(), PointTask(), deterministic=False)
+    with pytest.raises(ContractError, match="predict_fn gave different predictions for the same actions and state"):
+        testing.check_world_model(NoisyModel(), PointTask(), deterministic=True)
+
+
+def test_a_batched_planner_that_mixes_up_slots_is_caught():
+    from wm_core.planners import PlannerPerSlot
+
+    class Mixed(PlannerPerSlot):
+        def decide(self, slots, prev_images, prev_actions, prev_rewards):
+            actions, predictions = super().decide(slots, prev_images, prev_actions, prev_rewards)
+            return actions[::-1].copy(), predictions[::-1]
+
+    class SeededRandom(Random):
+        def batched(self, num_slots):
+            return Mixed(self, num_slots)
+
+    testing.check_planner(Random(PointTask(), seed=1), PointTask())
+    with pytest.raises(ContractError, match=r"batched planner: slot 0 chose \[.*\] at step 0, the planner alone chose"):
+        testing.check_planner(SeededRandom(PointTask(), seed=1), PointTask())
+    testing.check_planner(SeededRandom(PointTask(), seed=1), PointTask(), deterministic=False)

@@ -287,44 +287,48 @@ def check_planner(
     """Run ``planner`` for ``steps`` decisions on ``task``; check actions and predictions.
 
     Then its batched form (:func:`wm_core.planners.batch_planner`) for
-    ``num_slots`` environments (episodes seeded ``seed``, ``seed + 1``,
-    ...; ``num_slots=0`` skips it): actions ``float32 [N, A]`` and one
-    prediction per deciding slot, each checked like the planner's.  Slot
-    0's episode has the seed of the unbatched one, so it must get the same
-    actions (an episode's actions do not depend on its slot or on the other
-    slots) — checked when ``deterministic`` is ``True``, or, with ``None``,
-    when a second unbatched run repeats the first (a seeded planner over a
-    model with deterministic predictions); ``False`` skips the comparison.
+    ``num_slots`` environments, slot ``s`` playing the episode seeded
+    ``seed + s`` (``num_slots=0`` skips it): actions ``float32 [N, A]`` and
+    one prediction per deciding slot, each checked like the planner's.
+    Every slot must choose the actions a separate copy of the planner
+    chooses in the same episode (an episode's actions depend neither on its
+    slot nor on the other slots) — checked when ``deterministic`` is
+    ``True``, or, with ``None``, when a second unbatched run repeats the
+    first (a seeded planner over a model with deterministic predictions);
+    ``False`` skips the comparison.
     """
     from wm_core.planners import batch_planner, slot_copies
 
-    twin = batch = None
+    batch = copies = None
     if num_slots:
-        # Made before the planner runs, so all three start from the same planner state.
+        # Made before the planner runs, so all of them start from the same planner state.
         batch = batch_planner(planner, num_slots)
-        twin = slot_copies(planner, 1)[0] if deterministic is not False else None
+        copies = slot_copies(planner, num_slots) if deterministic is not False else None
     actions = _play(planner, task, steps, seed)
     if batch is None:
         return
     together = _play_batched(batch, task, steps, [seed + slot for slot in range(num_slots)])
-    if twin is None:
+    if copies is None:
         return
-    again = _play(twin, task, steps, seed)
+    again = _play(copies[0], task, steps, seed)
     repeats = len(again) == len(actions) and all(np.array_equal(a, b) for a, b in zip(actions, again))
     if deterministic is None and not repeats:
         return
     _require(repeats, "planner: two runs of the same seeded episode chose different actions "
              "(pass deterministic=False for a planner or model that is not reproducible)")
-    for step, (alone, batched_action) in enumerate(zip(actions, together[0])):
+    alone = [actions] + [_play(copies[slot], task, steps, seed + slot) for slot in range(1, num_slots)]
+    for slot in range(num_slots):
         _require(
-            np.array_equal(alone, batched_action),
-            f"batched planner: slot 0 chose {batched_action} at step {step}, the planner alone "
-            f"chose {alone} in the same episode (seed {seed})",
+            len(together[slot]) == len(alone[slot]),
+            f"batched planner: slot {slot} decided {len(together[slot])} times, the planner alone "
+            f"{len(alone[slot])} times in the same episode (seed {seed + slot})",
         )
-    _require(
-        len(together[0]) == len(actions),
-        f"batched planner: slot 0 decided {len(together[0])} times, the planner alone {len(actions)}",
-    )
+        for step, (one, batched_action) in enumerate(zip(alone[slot], together[slot])):
+            _require(
+                np.array_equal(one, batched_action),
+                f"batched planner: slot {slot} chose {batched_action} at step {step}, the planner "
+                f"alone chose {one} in the same episode (seed {seed + slot})",
+            )
 
 
 def check_objective(objective_fn: Any, *, proposals: int = 5, horizon: int = 4, seed: int = 0) -> None:

@@ -8,7 +8,7 @@ import gin
 import numpy as np
 
 from wm_core import spaces
-from wm_core.contracts import ObjectiveFn, ObserveFn, PredictFn, ResetFn
+from wm_core.contracts import ObjectiveFn, ObserveFn, PredictBatchFn, PredictFn, ResetFn
 
 from wm_cem.distributions import Gaussian
 from wm_cem.noise import colored_noise
@@ -60,6 +60,8 @@ class ICEM(PopulationSearch):
         min_stdev: float = 0.0,
         seed: int | None = None,
         plan_predict_fn: PredictFn | None = None,
+        predict_batch_fn: PredictBatchFn | None = None,
+        plan_predict_batch_fn: PredictBatchFn | None = None,
     ):
         if spaces.is_discrete(task.action_space):
             raise TypeError(
@@ -70,7 +72,8 @@ class ICEM(PopulationSearch):
             predict_fn, observe_fn, reset_fn, task, objective_fn,
             horizon=horizon, iterations=iterations, proposals=proposals,
             fraction=fraction, warm_start=warm_start, min_stdev=min_stdev, seed=seed,
-            plan_predict_fn=plan_predict_fn,
+            plan_predict_fn=plan_predict_fn, predict_batch_fn=predict_batch_fn,
+            plan_predict_batch_fn=plan_predict_batch_fn,
         )
         if not beta >= 0.0:
             raise ValueError(f"beta must be >= 0, got {beta}")
