@@ -40,7 +40,7 @@ def test_planet_cem_closes_most_of_the_gap_to_the_oracle(tmp_path, seed):
     task = learnable_point_task()
     world_model = planet.PlaNet(
         task, str(tmp_path / "model"), planet.RecurrentStateSpaceModel(task, seed=seed, **SIZES),
-        train_steps=50, batch=16, duration=10, learning_rate=3e-3, seed=seed,
+        train_steps=50, batch=16, chunk_length=10, learning_rate=3e-3, seed=seed,
     )
     agent = make_cem(task, world_model, seed)
     train_eval.train_eval_loop(

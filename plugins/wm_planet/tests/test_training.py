@@ -13,7 +13,8 @@ from wm_core import npz, sampling
 from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
 from wm_planet import planet
 from wm_planet.rssm import gaussian
-from wm_planet.training import LinearRamp, Trainer, TrainingDivergedError
+from wm_core.training import TrainingDivergedError
+from wm_planet.training import LinearRamp, Trainer
 
 
 class StepRecorder:
@@ -160,7 +161,7 @@ def test_a_nan_loss_raises_and_never_replaces_the_good_checkpoint(
     for episode in poisoned:
         episode["reward"][:] = np.nan
     npz.save_dictionaries(poisoned, str(tmp_path / "poisoned"))
-    with pytest.raises(TrainingDivergedError, match=r"diverged at step 3 \(loss=nan.*ckpt-2 was kept"):
+    with pytest.raises(TrainingDivergedError, match=r"PlaNet training diverged at step 3 \(loss=nan.*poisoned'; nothing was saved; .*ckpt-2 was kept"):
         train_fn(str(tmp_path / "poisoned"))
     assert sorted(os.listdir(model_dir)) == files
     for variable, value in zip(model.trainable_variables, good):
@@ -185,7 +186,7 @@ def test_save_refuses_non_finite_weights(task, tiny_model, tmp_path):
     model = tiny_model(task)
     trainer = Trainer(model, str(tmp_path))
     model.reward_head.out.kernel.assign(tf.fill(model.reward_head.out.kernel.shape, np.inf))
-    with pytest.raises(TrainingDivergedError, match="non-finite variables=.*kernel.*none was written"):
+    with pytest.raises(TrainingDivergedError, match="non-finite variables=.*kernel.*no checkpoint to go back to"):
         trainer.save()
     assert not os.path.exists(tmp_path / "checkpoint")
 
@@ -200,14 +201,17 @@ def test_an_empty_episode_directory_is_a_clear_error(task, tiny_model, tmp_path)
 
 
 def test_a_batch_of_the_wrong_frame_size_is_rejected(task, tiny_model, tmp_path):
-    trainer = Trainer(tiny_model(task), str(tmp_path))
-    batch = {
-        "image": np.zeros((2, 3, 32, 32, 3), np.uint8),
-        "action": np.zeros((2, 3, 1), np.float32),
-        "reward": np.zeros((2, 3), np.float32),
+    model = tiny_model(task)
+    train_fn = planet.create_planet_train_fn(model, 1, 2, 3, 1e-3, str(tmp_path / "model"))
+    episode = {
+        "image": np.zeros((4, 32, 32, 3), np.uint8),
+        "action": np.zeros((4, 1), np.float32),
+        "reward": np.zeros((4,), np.float32),
     }
-    with pytest.raises(ValueError, match=r"batch\['image'\] is uint8 \(2, 3, 32, 32, 3\); expected uint8 \('\?', '\?', 64, 64, 3\)"):
-        trainer.train_step(batch)
+    npz.save_dictionaries([episode], str(tmp_path / "small"))
+    with pytest.raises(ValueError, match=r"PlaNet training batch from '.*small'\['image'\] is uint8 "
+                                         r"\(2, 3, 32, 32, 3\); expected uint8 \[\?, \?, 64, 64, 3\]"):
+        train_fn(str(tmp_path / "small"))
 
 
 def test_mixed_precision_keeps_float32_weights_and_skips_overflowing_steps(task, tiny_model, tmp_path):

@@ -32,15 +32,13 @@ Everything here is gin-configurable under the module ``planet``
 
 from __future__ import annotations
 
-import os
 import tempfile
-from typing import Any
+from typing import Any, Sequence
 
 import gin
 import numpy as np
 import tensorflow as tf
 
-from wm_core import npz, sampling
 from wm_core.contracts import (
     ObserveFn,
     PredictFn,
@@ -50,8 +48,8 @@ from wm_core.contracts import (
     TrainFn,
     WorldModel,
 )
-from wm_core.hooks import active_hooks
-from wm_planet.checkpoints import CheckpointWatcher
+from wm_core.tf_helpers import CheckpointWatcher
+from wm_core.training import TrainLoop
 from wm_planet.model import RecurrentStateSpaceModel
 from wm_planet.training import Trainer
 
@@ -61,6 +59,7 @@ __all__ = [
     "create_planet_reset_fn",
     "create_planet_observe_fn",
     "create_planet_predict_fn",
+    "create_planet_predict_batch_fn",
     "create_planet_train_fn",
 ]
 
@@ -136,7 +135,7 @@ def create_planet_observe_fn(
     new one appeared (one ``os.stat`` per call otherwise).
     """
     model.build(strategy)
-    watcher = CheckpointWatcher(model, model_dir)
+    watcher = CheckpointWatcher(tf.train.Checkpoint(model=model), model_dir)
     noise = _noise(model, sample, salt=1)
     frame_spec = tf.TensorSpec([None, *model.frame_size], tf.uint8)
     action_spec = tf.TensorSpec([None, model.action_dim], tf.float32)
@@ -170,6 +169,61 @@ def create_planet_observe_fn(
     return observe_fn
 
 
+def _rollout(
+    model: RecurrentStateSpaceModel,
+    strategy: tf.distribute.Strategy | None,
+    return_frames: bool,
+    sample: bool,
+    jit_compile: bool,
+):
+    """``run(actions float32 [M, H, A], starts {"deter": [M, D], "stoch": [M, S]})
+    -> predictions [M, H, ...]``: the prior rolled open-loop from each start.
+
+    Traced once per horizon ``H``, unrolled over its steps; with
+    ``jit_compile`` XLA compiles it (once per ``M`` and ``H``), fusing each
+    step's elementwise work: the same computation, equal up to float
+    rounding, ~10% faster on CPU (``benchmarks/bench_planet.py``).  Sampled
+    noise then comes from XLA's generator: the same distribution, another
+    stream than without XLA.
+    """
+    model.build(strategy)
+    noise = _noise(model, sample, salt=2)
+
+    def rollout(actions, starts):
+        features = model.cell.features(model.imagine(actions, starts, noise))
+        predictions = {"reward": model.reward(features)}
+        if return_frames:
+            predictions["image"] = model.frames(features)
+        return predictions
+
+    starts_spec = {
+        "deter": tf.TensorSpec([None, model.cell.deter_size], tf.float32),
+        "stoch": tf.TensorSpec([None, model.cell.stoch_size], tf.float32),
+    }
+    rollouts: dict[int, Any] = {}  # horizon -> compiled rollout, unrolled over that horizon
+
+    def run(actions: np.ndarray, starts: dict[str, np.ndarray]) -> Predictions:
+        horizon = actions.shape[1]
+        if horizon not in rollouts:
+            action_spec = tf.TensorSpec([None, horizon, model.action_dim], tf.float32)
+            rollouts[horizon] = tf.function(
+                rollout, input_signature=[action_spec, starts_spec], jit_compile=jit_compile
+            )
+        return {key: value.numpy() for key, value in rollouts[horizon](actions, starts).items()}
+
+    return run
+
+
+def _checked_proposals(model: RecurrentStateSpaceModel, future_actions: Any, ndim: int) -> np.ndarray:
+    actions = _checked_actions(model, future_actions, "future_actions", ndim=ndim)
+    if 0 in actions.shape[:-1]:
+        raise ValueError(
+            f"future_actions is {actions.shape}; PlaNet needs P >= 1 proposals of H >= 1 steps"
+            + (" for N >= 1 states" if ndim == 4 else "")
+        )
+    return actions
+
+
 @gin.configurable(module="planet")
 def create_planet_predict_fn(
     model: RecurrentStateSpaceModel,
@@ -185,48 +239,50 @@ def create_planet_predict_fn(
     stochastic states are drawn, as PlaNet plans, else the prior means are
     used (deterministic).  ``reward[:, j]`` is the predicted mean reward for
     ``future_actions[:, j]``.  With ``return_frames``, also ``image uint8
-    [P, H, 64, 64, C]``.  ``state`` is read, never written.
-
-    The rollout is traced once per horizon ``H``, unrolled over its steps;
-    with ``jit_compile`` XLA compiles it (once per ``P`` and ``H``), fusing
-    each step's elementwise work: the same computation, equal up to float
-    rounding, ~10% faster on CPU (``benchmarks/bench_planet.py``).  Sampled
-    noise then comes from XLA's generator: the same distribution, another
-    stream than without XLA.
+    [P, H, 64, 64, C]``.  ``state`` is read, never written.  ``jit_compile``:
+    compile the rollout with XLA.
     """
-    model.build(strategy)
-    noise = _noise(model, sample, salt=2)
-
-    def rollout(actions, state):
-        proposals = tf.shape(actions)[0]
-        start = {key: tf.repeat(value, proposals, axis=0) for key, value in state.items()}
-        features = model.cell.features(model.imagine(actions, start, noise))
-        predictions = {"reward": model.reward(features)}
-        if return_frames:
-            predictions["image"] = model.frames(features)
-        return predictions
-
-    rollouts: dict[int, Any] = {}  # horizon -> compiled rollout, unrolled over that horizon
-
-    def compiled(horizon: int):
-        if horizon not in rollouts:
-            action_spec = tf.TensorSpec([None, horizon, model.action_dim], tf.float32)
-            rollouts[horizon] = tf.function(
-                rollout, input_signature=[action_spec, _state_signature(model)],
-                jit_compile=jit_compile,
-            )
-        return rollouts[horizon]
+    run = _rollout(model, strategy, return_frames, sample, jit_compile)
 
     def predict_fn(future_actions: np.ndarray, state: State) -> Predictions:
-        actions = _checked_actions(model, future_actions, "future_actions", ndim=3)
-        if not actions.shape[0] or not actions.shape[1]:
-            raise ValueError(
-                f"future_actions is {actions.shape}; predict_fn needs P >= 1 proposals of H >= 1 steps"
-            )
-        predictions = compiled(actions.shape[1])(actions, _checked_state(model, state))
-        return {key: value.numpy() for key, value in predictions.items()}
+        actions = _checked_proposals(model, future_actions, ndim=3)
+        state = _checked_state(model, state)
+        return run(actions, {key: np.repeat(value, len(actions), 0) for key, value in state.items()})
 
     return predict_fn
+
+
+@gin.configurable(module="planet")
+def create_planet_predict_batch_fn(
+    model: RecurrentStateSpaceModel,
+    strategy: tf.distribute.Strategy | None = None,
+    return_frames: bool = False,
+    sample: bool = True,
+    jit_compile: bool = True,
+) -> Any:
+    """``predict_batch_fn(future_actions float32 [N, P, H, A], states) -> {"reward": float32 [N, P, H]}``.
+
+    The batched form of :func:`create_planet_predict_fn` for ``N`` states
+    (one per environment): row ``i`` equals ``predict_fn(future_actions[i],
+    states[i])`` (exactly with ``sample=False``; with sampling, another draw),
+    computed as one rollout of ``N * P`` proposals.
+    """
+    run = _rollout(model, strategy, return_frames, sample, jit_compile)
+
+    def predict_batch_fn(future_actions: np.ndarray, states: Sequence[State]) -> Predictions:
+        actions = _checked_proposals(model, future_actions, ndim=4)
+        count, proposals = actions.shape[:2]
+        if len(states) != count:
+            raise ValueError(f"future_actions has {count} rows of proposals but {len(states)} states")
+        checked = [_checked_state(model, state) for state in states]
+        starts = {
+            key: np.repeat(np.concatenate([state[key] for state in checked]), proposals, 0)
+            for key in ("deter", "stoch")
+        }
+        flat = run(actions.reshape(count * proposals, *actions.shape[2:]), starts)
+        return {key: value.reshape(count, proposals, *value.shape[1:]) for key, value in flat.items()}
+
+    return predict_batch_fn
 
 
 @gin.configurable(module="planet")
@@ -234,11 +290,11 @@ def create_planet_train_fn(
     model: RecurrentStateSpaceModel,
     train_steps: int,
     batch: int,
-    duration: int,
+    chunk_length: int,
     learning_rate: float,
     model_dir: str,
     strategy: tf.distribute.Strategy | None = None,
-    grad_clip: float = 1000.0,
+    clip_norm: float = 1000.0,
     adam_epsilon: float = 1e-4,
     stochastic: bool = True,
     max_episodes_in_memory: int = 1000,
@@ -246,38 +302,25 @@ def create_planet_train_fn(
     learning_rate_ramp: int = 0,
     seed: int = 0,
 ) -> TrainFn:
-    """``train_fn(data_path) -> None``: ``train_steps`` steps on ``batch`` chunks of ``duration`` rows.
+    """``train_fn(data_path) -> None``: ``train_steps`` steps on ``batch`` chunks of ``chunk_length`` rows.
 
-    Chunks come from a :class:`wm_core.sampling.ChunkIterator` over ``data_path``
-    kept across calls (each file is read once, new files are picked up).
-    Every step's metrics go to ``wm_core.hooks.active_hooks().train_step``;
-    a checkpoint (model, optimiser, step) is written to ``model_dir`` after
-    the ``train_steps`` steps.  ``learning_rate_ramp``: linear warm-up steps
-    (10000 in the published code; 0: none).  Raises ``FileNotFoundError``/``ValueError``
-    for a missing or empty episode directory and
-    :class:`~wm_planet.training.TrainingDivergedError` on a NaN loss.
+    A :class:`wm_core.training.TrainLoop` around PlaNet's
+    :class:`~wm_planet.training.Trainer`: chunks from one iterator per data
+    path kept across calls, every step's metrics to the ``train_step`` hook,
+    a checkpoint (model, optimiser, step) in ``model_dir`` after the
+    ``train_steps`` steps.  ``learning_rate_ramp``: linear warm-up steps (0:
+    none).  Raises ``FileNotFoundError``/``ValueError`` for a missing or
+    empty episode directory and :class:`wm_core.training.TrainingDivergedError`
+    on a NaN loss.
     """
     trainer = Trainer(
-        model, model_dir, learning_rate, adam_epsilon, grad_clip, strategy, stochastic,
+        model, model_dir, learning_rate, adam_epsilon, clip_norm, strategy, stochastic,
         checkpoints_to_keep, learning_rate_ramp,
     )
-    iterators: dict[str, sampling.ChunkIterator] = {}
-
-    def train_fn(data_path: str) -> None:
-        data_path = os.fspath(data_path)
-        if not npz.episode_paths(data_path):
-            raise ValueError(f"no episode files (*.npz) in {data_path!r}: nothing to train on")
-        if data_path not in iterators:
-            for old in iterators.values():
-                old.close()
-            iterators.clear()
-            iterators[data_path] = sampling.ChunkIterator(
-                data_path, batch, duration, seed=seed,
-                max_episodes_in_memory=max_episodes_in_memory, prefetch=2,
-            )
-        trainer.fit(iterators[data_path], train_steps, active_hooks())
-
-    return train_fn
+    return TrainLoop(
+        trainer, train_steps, batch, chunk_length, seed=seed,
+        max_episodes_in_memory=max_episodes_in_memory,
+    )
 
 
 @gin.configurable(module="planet")
@@ -306,10 +349,11 @@ class PlaNet(WorldModel):
     ):
         self.model = model or RecurrentStateSpaceModel(task=task)
         self.model_dir = model_dir or tempfile.mkdtemp(prefix="wm-planet-")
-        settings = dict(train_steps=100, batch=50, duration=50, learning_rate=1e-3)
+        settings = dict(train_steps=100, batch=50, chunk_length=50, learning_rate=1e-3)
         settings.update(train_settings)
         self.reset = create_planet_reset_fn(self.model)
         self.observe = create_planet_observe_fn(self.model, self.model_dir, strategy, sample)
         self.predict = create_planet_predict_fn(self.model, strategy, sample=sample)
+        self.predict_batch = create_planet_predict_batch_fn(self.model, strategy, sample=sample)
         self.train = create_planet_train_fn(self.model, model_dir=self.model_dir, strategy=strategy,
                                             **settings)

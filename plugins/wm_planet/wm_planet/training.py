@@ -1,40 +1,27 @@
-"""Optimising a :class:`~wm_planet.model.RecurrentStateSpaceModel` under any ``tf.distribute`` strategy.
+"""One PlaNet optimisation step under any ``tf.distribute`` strategy: the
+:class:`wm_core.training.Learner` that PlaNet's ``train_fn`` runs.
 
 :class:`Trainer` owns the optimiser (Adam, ``epsilon=1e-4`` as published),
-the global step and the :class:`tf.train.CheckpointManager` under
-``model_dir``.  One :meth:`Trainer.train_step` is one compiled
-``strategy.run`` over a global batch split evenly across the replicas:
-every replica sums its sequences' losses and divides by the *global* batch
-size, gradients are all-reduced (summed) before clipping by global norm, so
-the update and the reported loss equal the single-device ones.
-
-A non-finite loss or gradient norm (with mixed precision: loss only, since
-the dynamic loss scale skips overflowing steps itself) rolls the weights
-back to the last checkpoint and raises :class:`TrainingDivergedError`; :meth:`Trainer.save`
-refuses to write non-finite weights, so a good checkpoint is never replaced
-by a diverged one.
+the step counter and the checkpoints under ``model_dir``
+(:class:`wm_core.tf_helpers.TrainingCheckpoints`: model, optimiser, step).
+One :meth:`Trainer.train_step` is one compiled ``strategy.run`` over a global
+batch split evenly across the replicas: every replica sums its sequences'
+losses and divides by the *global* batch size, gradients are all-reduced
+(summed) before clipping by global norm, so the update and the reported loss
+equal the single-device ones.  The loop around it (batches, hooks,
+divergence, saving) is :class:`wm_core.training.TrainLoop`.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Iterator, Mapping
-
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from wm_core.hooks import Hooks
+from wm_core.tf_helpers import TrainingCheckpoints, split_across_replicas
+from wm_core.training import Batch
 from wm_planet.model import RecurrentStateSpaceModel
 
-__all__ = ["Trainer", "TrainingDivergedError", "LinearRamp"]
-
-Batch = Mapping[str, np.ndarray]
-_BATCH_KEYS = ("image", "action", "reward")
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss or the gradients became NaN/inf; no checkpoint was written."""
+__all__ = ["Trainer", "LinearRamp"]
 
 
 class LinearRamp(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -54,21 +41,23 @@ class LinearRamp(tf_keras.optimizers.schedules.LearningRateSchedule):
 
 
 class Trainer:
-    """Distributed PlaNet optimisation with checkpoints (see module docs).
+    """PlaNet's :class:`~wm_core.training.Learner` (see module docs).
 
     :param model: the model; its variables are created under ``strategy``.
     :param model_dir: checkpoint directory (model, optimiser and step); the
         latest checkpoint there is restored on construction.
     :param learning_rate, epsilon: Adam's settings (1e-3 and 1e-4 as published).
     :param learning_rate_ramp: warm the rate up linearly over this many
-        optimiser steps (the published code uses 10000; 0 turns it off).
-    :param grad_clip: clip gradients to this global norm.
+        optimiser steps (0 turns it off).
+    :param clip_norm: clip gradients to this global norm.
     :param strategy: any ``tf.distribute`` strategy (``None``: the default one).
     :param stochastic: sample latent states and add dequantisation noise, as
         published; ``False`` trains on posterior means without noise, which
         makes a step deterministic (for tests and debugging).
-    :param checkpoints_to_keep: how many checkpoints the manager keeps.
+    :param checkpoints_to_keep: how many checkpoints stay on disk.
     """
+
+    name = "PlaNet"
 
     def __init__(
         self,
@@ -76,7 +65,7 @@ class Trainer:
         model_dir: str,
         learning_rate: float = 1e-3,
         epsilon: float = 1e-4,
-        grad_clip: float = 1000.0,
+        clip_norm: float = 1000.0,
         strategy: tf.distribute.Strategy | None = None,
         stochastic: bool = True,
         checkpoints_to_keep: int = 3,
@@ -84,7 +73,12 @@ class Trainer:
     ):
         self.model = model
         self.strategy = model.build(strategy)
-        self.grad_clip = grad_clip
+        self.clip_norm = clip_norm
+        self.frame_size = tuple(model.frame_size)
+        self.action_dim = model.action_dim
+        # Under a dynamic loss scale an overflowing gradient skips the step
+        # and lowers the scale: that is the scale's business, not divergence.
+        self.tolerated_nonfinite = frozenset({"grad_norm"} if model.mixed_precision else ())
         with self.strategy.scope():
             rate = LinearRamp(learning_rate, learning_rate_ramp)
             optimizer = tf_keras.optimizers.Adam(rate, epsilon=epsilon, jit_compile=False)
@@ -92,67 +86,47 @@ class Trainer:
                 optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
             optimizer.build(model.trainable_variables)
             self.optimizer = optimizer
-            self.step = tf.Variable(
+            self.step_counter = tf.Variable(
                 0, dtype=tf.int64, trainable=False,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name="global_step",
             )
             self.noise = tf.random.Generator.from_seed(model.seed + 1) if stochastic else None
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, model_dir, max_to_keep=checkpoints_to_keep
+        self.checkpoints = TrainingCheckpoints(
+            tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step_counter),
+            model_dir, model.trainable_variables, self.name, checkpoints_to_keep, self.strategy,
         )
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
         self._compiled_step = tf.function(self._distributed_step)
 
-    # -- one step ---------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Optimisation steps taken (restored with the checkpoint)."""
+        return int(self.step_counter.numpy())
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One optimisation step on ``batch`` (``image uint8 [B, T, 64, 64, C]``,
-        ``action float32 [B, T, A]``, ``reward float32 [B, T]``).
+        ``action float32 [B, T, A]``, ``reward float32 [B, T]``; ``B`` a
+        multiple of the replicas).
 
         Returns the pre-update metrics as floats: ``loss``,
         ``image_log_likelihood``, ``reward_log_likelihood``, ``kl`` (means per
         step, nats), ``overshooting_kl`` when enabled, and ``grad_norm``
         (before clipping).
         """
-        batch = self._checked(batch)
-        distributed = self._distribute(batch)
-        metrics = self._compiled_step(distributed, len(batch["image"]))
+        arrays = {key: batch[key] for key in ("image", "action", "reward")}
+        distributed = split_across_replicas(self.strategy, arrays)
+        metrics = self._compiled_step(distributed, len(arrays["image"]))
         return {key: float(value) for key, value in metrics.items()}
 
-    def _checked(self, batch: Batch) -> dict[str, np.ndarray]:
-        expected = {
-            "image": (np.uint8, (None, None, *self.model.frame_size)),
-            "action": (np.float32, (None, None, self.model.action_dim)),
-            "reward": (np.float32, (None, None)),
-        }
-        checked = {}
-        for key, (dtype, shape) in expected.items():
-            value = np.asarray(batch[key])
-            if value.dtype != dtype or value.ndim != len(shape) or any(
-                want is not None and have != want for have, want in zip(value.shape, shape)
-            ):
-                raise ValueError(
-                    f"training batch[{key!r}] is {value.dtype} {value.shape}; expected "
-                    f"{np.dtype(dtype)} {tuple('?' if s is None else s for s in shape)}"
-                )
-            checked[key] = value
-        size = len(checked["image"])
-        replicas = self.strategy.num_replicas_in_sync
-        if size % replicas:
-            raise ValueError(f"batch size {size} is not divisible by the {replicas} replicas")
-        return checked
+    def before_first_step(self, batches) -> None:
+        """Nothing to prepare: PlaNet's outputs need no statistics of the data."""
 
-    def _distribute(self, batch: dict[str, np.ndarray]):
-        replicas = self.strategy.num_replicas_in_sync
-        shards = {key: np.split(value, replicas) for key, value in batch.items()}
+    def save(self) -> str:
+        """Write a checkpoint at the current step (refuses non-finite weights)."""
+        return self.checkpoints.save(self.step)
 
-        def shard(context: tf.distribute.ValueContext) -> dict[str, tf.Tensor]:
-            index = context.replica_id_in_sync_group
-            return {key: tf.constant(parts[index]) for key, parts in shards.items()}
-
-        return self.strategy.experimental_distribute_values_from_function(shard)
+    def restore_last(self) -> str | None:
+        """Put the last checkpoint's model, optimiser and step back in memory."""
+        return self.checkpoints.restore_last()
 
     def _distributed_step(self, batch, global_batch: int) -> dict[str, tf.Tensor]:
         sums, grad_norm = self.strategy.run(self._replica_step, args=(batch, global_batch))
@@ -161,7 +135,7 @@ class Trainer:
             for key, value in sums.items()
         }
         metrics["grad_norm"] = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None)
-        self.step.assign_add(1)
+        self.step_counter.assign_add(1)
         return metrics
 
     def _replica_step(self, batch, global_batch: int):
@@ -176,58 +150,8 @@ class Trainer:
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         if self.model.mixed_precision:
             gradients = self.optimizer.get_unscaled_gradients(gradients)
-        gradients, grad_norm = tf.clip_by_global_norm(gradients, self.grad_clip)
+        gradients, grad_norm = tf.clip_by_global_norm(gradients, self.clip_norm)
         self.optimizer.apply_gradients(zip(gradients, variables), skip_gradients_aggregation=True)
         sums = {"loss": tf.reduce_sum(loss)}
         sums.update({key: tf.reduce_sum(value) for key, value in metrics.items()})
         return sums, grad_norm
-
-    # -- loops and checkpoints -----------------------------------------------------
-
-    def fit(self, batches: Iterator[Batch], steps: int, hooks: Hooks) -> dict[str, float]:
-        """Run ``steps`` steps, report each through ``hooks.train_step``, then save.
-
-        Returns the last step's metrics.  Raises :class:`TrainingDivergedError`
-        (after restoring the last checkpoint's weights) on a non-finite loss.
-        """
-        metrics: dict[str, float] = {}
-        for _ in range(steps):
-            metrics = self.train_step(next(batches))
-            if not self._finite(metrics):
-                self._diverged(metrics)
-            hooks.train_step(int(self.step.numpy()), metrics)
-        self.save()
-        return metrics
-
-    def _finite(self, metrics: Mapping[str, float]) -> bool:
-        """Whether a step's metrics are usable.  With mixed precision an
-        overflowing gradient is the loss scale's business (the step is skipped
-        and the scale lowered), so only the loss counts there."""
-        checked = {
-            key: value for key, value in metrics.items()
-            if not (self.model.mixed_precision and key == "grad_norm")
-        }
-        return all(np.isfinite(value) for value in checked.values())
-
-    def save(self) -> str:
-        """Write a checkpoint at the current step; refuses non-finite weights."""
-        broken = [
-            variable.name
-            for variable in self.model.trainable_variables
-            if not np.all(np.isfinite(variable.numpy()))
-        ]
-        if broken:
-            self._diverged({"non-finite variables": ", ".join(broken[:5])})
-        return self.manager.save(checkpoint_number=self.step)
-
-    def _diverged(self, details: Mapping[str, object]) -> None:
-        step, last = int(self.step.numpy()), self.manager.latest_checkpoint
-        if last:
-            self.checkpoint.restore(last)
-        kept = f"the last good checkpoint {last} was kept and restored" if last else (
-            f"no checkpoint exists in {os.fspath(self.manager.directory)!r}; none was written"
-        )
-        raise TrainingDivergedError(
-            f"PlaNet training diverged at step {step} "
-            f"({', '.join(f'{key}={value}' for key, value in details.items())}); {kept}"
-        )

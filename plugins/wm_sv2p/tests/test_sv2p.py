@@ -11,6 +11,7 @@ import tensorflow as tf
 from wm_core import npz, registry
 from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
 from wm_core.testing import WorldModelContract
+from wm_core.training import TrainingDivergedError
 from wm_core.tasks.toy import PointTask
 from wm_sv2p import SV2P, KLSchedule, create_predict_fn, create_train_fn
 
@@ -154,7 +155,7 @@ def test_training_on_an_empty_directory_says_so(square_task, tmp_path):
     model = tiny_square_model(square_task, tmp_path / "model")
     (tmp_path / "episodes").mkdir()
     train_fn = create_train_fn(model, train_steps=1, batch=2)
-    with pytest.raises(ValueError, match="no usable episode"):
+    with pytest.raises(ValueError, match=r"no episode files \(\*\.npz\) in .*episodes"):
         train_fn(str(tmp_path / "episodes"))
     assert tf.train.latest_checkpoint(str(tmp_path / "model")) is None
 
@@ -169,11 +170,13 @@ def test_loss_falls_on_moving_squares(square_task, square_episodes, tmp_path):
     assert [step for step, _ in steps] == list(range(1, 81))
     first, last = ({key: np.mean([metrics[key] for _, metrics in part]) for key in steps[0][1]}
                    for part in (steps[:5], steps[-10:]))
-    # Measured: loss 1.03 -> 0.46, reconstruction 0.060 -> 0.035, reward
-    # error 0.0087 -> 0.0038 (the rewards' variance, i.e. the error of their
-    # mean, is 0.0086).
+    # Against baselines that learned nothing: predicting every frame as a copy
+    # of the one before errs by 0.051 per pixel channel, an all-black frame by
+    # 0.0625; the rewards' variance (the error of their mean) is 0.0086.
     assert last["loss"] < 0.6 * first["loss"], (first, last)
-    assert last["reconstruction"] < 0.7 * first["reconstruction"], (first, last)
+    frames = np.stack([episode["image"] for episode in episodes]).astype(np.float32) / 255
+    copy_last = np.mean(np.square(frames[:, 1:] - frames[:, :-1]))
+    assert last["reconstruction"] < 0.8 * copy_last, (copy_last, last)
     rewards = np.concatenate([episode["reward"][1:] for episode in episodes])
     assert last["reward_loss"] < 0.6 * np.var(rewards), (np.var(rewards), last)
     kl_weights = [metrics["kl_weight"] for _, metrics in steps]
@@ -244,7 +247,7 @@ def test_nan_loss_raises_and_keeps_the_good_checkpoint(square_task, square_episo
     actions = np.zeros((2, 3, 2), np.float32)
     state = observed_state(model, good[0], 2)
     before = model.predict(actions, state)["reward"]
-    with pytest.raises(FloatingPointError, match="diverged at step 3"):
+    with pytest.raises(TrainingDivergedError, match="SV2P training diverged at step 3"):
         train_fn(str(tmp_path / "bad"))
     assert tf.train.latest_checkpoint(str(tmp_path / "model")) == checkpoint
     np.testing.assert_array_equal(model.predict(actions, state)["reward"], before)

@@ -1,6 +1,7 @@
 """wm-sv2p: the SV2P video prediction world model (Babaeizadeh et al. 2018).
 
-Import :mod:`wm_sv2p.sv2p` for the model and the seed-style factories; the
+Import :mod:`wm_sv2p.sv2p` for the model and the function factories of the original
+World Models Library; the
 gin configurables live under the module name ``sv2p``.
 """
 

@@ -1,9 +1,9 @@
-"""SV2P as a wm world model, with the seed's functional API.
+"""SV2P as a wm world model, with the functional API of the original World Models Library.
 
 ``SV2P(task=..., input_length=2, output_length=10, model_dir=...)`` is a
 :class:`wm_core.contracts.WorldModel`; ``create_reset_fn``,
 ``create_observe_fn``, ``create_predict_fn`` and ``create_train_fn`` hand out
-the seed-style functions.
+the functions one by one (as the gin configs build them).
 
 State
 -----
@@ -38,7 +38,9 @@ import numpy as np
 import tensorflow as tf
 
 from wm_core import spaces
-from wm_core.contracts import Predictions, State, WorldModel
+from wm_core.contracts import Predictions, State, TrainFn, WorldModel
+from wm_core.tf_helpers import CheckpointWatcher, pad_to_multiple, split_across_replicas
+from wm_core.training import TrainLoop
 from wm_sv2p.latent import KLSchedule
 from wm_sv2p.model import FramePredictor, to_uint8, to_unit_float
 from wm_sv2p.training import Trainer
@@ -111,9 +113,10 @@ class SV2P(WorldModel):
             )
             self.network.build_variables(self.input_length, self.output_length)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self._checkpoint = tf.train.Checkpoint(network=self.network, step=self.step)
-        self._restored: str | None = None
-        self._trainer: Trainer | None = None
+        self._watcher = CheckpointWatcher(
+            tf.train.Checkpoint(network=self.network, step=self.step), self.model_dir
+        )
+        self._train_fn: TrainFn | None = None
         height, width, channels = self.frame_size
         signature = [
             tf.TensorSpec([self.input_length, height, width, channels], tf.uint8),
@@ -130,26 +133,7 @@ class SV2P(WorldModel):
             )
             for return_frames in (False, True)
         }
-        self.restore_newest()
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def training_checkpoint(self, optimizer: Any) -> tf.train.Checkpoint:
-        """The checkpoint a trainer saves: network, optimizer and step."""
-        return tf.train.Checkpoint(network=self.network, optimizer=optimizer, step=self.step)
-
-    def mark_restored(self, path: str) -> None:
-        """Record that the weights in memory are those of checkpoint ``path``."""
-        self._restored = path
-
-    def restore_newest(self) -> bool:
-        """Load the newest checkpoint in ``model_dir`` if it is not loaded yet."""
-        newest = tf.train.latest_checkpoint(self.model_dir)
-        if newest is None or newest == self._restored:
-            return False
-        self._checkpoint.restore(newest).expect_partial()
-        self._restored = newest
-        return True
+        self._watcher.poll()
 
     # ------------------------------------------------------------------ contract
 
@@ -173,7 +157,7 @@ class SV2P(WorldModel):
     ) -> State:
         """Append ``T`` rows to the window (keeping ``input_length``); new state."""
         frames, actions, rewards = self._check_rows(last_frames, last_actions, last_rewards)
-        self.restore_newest()
+        self._watcher.poll()
         keep = self.input_length
         return {
             "image": np.concatenate([state["image"], frames])[-keep:],
@@ -199,10 +183,10 @@ class SV2P(WorldModel):
         return predictions
 
     def train(self, data_path: str) -> None:
-        """Train with the trainer ``create_train_fn(self)`` builds (gin-configurable)."""
-        if self._trainer is None:
-            self._trainer = create_train_fn(model=self)
-        self._trainer(data_path)
+        """Train with the ``train_fn`` that ``create_train_fn(self)`` builds (gin-configurable)."""
+        if self._train_fn is None:
+            self._train_fn = create_train_fn(model=self)
+        self._train_fn(data_path)
 
     # ------------------------------------------------------------------ internals
 
@@ -230,15 +214,13 @@ class SV2P(WorldModel):
             outputs = graph(image, action, seed, future_actions)
             return {key: value.numpy() for key, value in outputs.items()}
         proposals = len(future_actions)
-        padding = -proposals % replicas
-        padded = np.concatenate([future_actions, np.repeat(future_actions[-1:], padding, 0)])
-        shards = np.split(padded, replicas)
-        distributed = self.strategy.experimental_distribute_values_from_function(
-            lambda context: tf.constant(shards[context.replica_id_in_sync_group])
-        )
+        padded = pad_to_multiple(future_actions, replicas)
+        distributed = split_across_replicas(self.strategy, {"future_actions": padded})
         # A plain callable: given the tf.function itself, MirroredStrategy.run
         # binds the PerReplica value to its input signature and fails.
-        outputs = self.strategy.run(lambda *args: graph(*args), args=(image, action, seed, distributed))
+        outputs = self.strategy.run(
+            lambda shard: graph(image, action, seed, shard["future_actions"]), args=(distributed,)
+        )
         return {
             key: np.concatenate(
                 [part.numpy() for part in self.strategy.experimental_local_results(value)]
@@ -346,13 +328,19 @@ def create_train_fn(
     batch: int = 16,
     strategy: tf.distribute.Strategy | None = None,
     learning_rate: float = 1e-3,
+    adam_epsilon: float = 1e-3,
     clip_norm: float = 100.0,
     reward_weight: float = 1.0,
     kl_schedule: KLSchedule | None = None,
     scheduled_sampling_k: float = 0.0,
     seed: int = 0,
-) -> Trainer:
-    """``train_fn(data_path) -> None`` (a :class:`~wm_sv2p.training.Trainer`).
+    max_episodes_in_memory: int = 1000,
+    checkpoints_to_keep: int = 2,
+) -> TrainFn:
+    """``train_fn(data_path) -> None``: ``train_steps`` steps on ``batch``
+    chunks of ``input_length + output_length`` rows, then a checkpoint in the
+    model's ``model_dir`` (a :class:`wm_core.training.TrainLoop` around
+    :class:`~wm_sv2p.training.Trainer`).
 
     :param scheduled_sampling_k: 0 feeds the model its own predictions after
         the context; ``k > 0`` feeds the true frame with probability
@@ -369,14 +357,18 @@ def create_train_fn(
         draws what the uninterrupted one would have).
     """
     _check_strategy(model, strategy, "create_train_fn")
-    return Trainer(
-        model,
-        train_steps=train_steps,
-        batch=batch,
+    trainer = Trainer(
+        model.network, model.step, model.strategy, model.model_dir, model.input_length, batch,
         learning_rate=learning_rate,
+        adam_epsilon=adam_epsilon,
         clip_norm=clip_norm,
         reward_weight=reward_weight,
         kl_schedule=kl_schedule,
         scheduled_sampling_k=scheduled_sampling_k,
         seed=seed,
+        checkpoints_to_keep=checkpoints_to_keep,
+    )
+    return TrainLoop(
+        trainer, train_steps, batch, model.input_length + model.output_length, seed=seed,
+        max_episodes_in_memory=max_episodes_in_memory,
     )

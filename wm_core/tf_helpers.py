@@ -1,0 +1,148 @@
+"""TensorFlow helpers the model plugins share: batches split across replicas, checkpoints.
+
+Core itself never imports this module (``wm-core`` does not depend on
+TensorFlow); a plugin that does imports it.
+
+* :func:`split_across_replicas` — a NumPy batch as per-replica tensors of a
+  ``tf.distribute`` strategy (leading axis split evenly, in order).
+* :class:`TrainingCheckpoints` — what a :class:`wm_core.training.Learner`
+  needs: restore the newest checkpoint on construction, save at a step
+  (refusing non-finite weights), go back to the last save.  Under a
+  multi-worker strategy only the chief writes to ``directory``; the other
+  workers write (the save is a collective operation) to a temporary directory.
+* :class:`CheckpointWatcher` — picks up the checkpoints a trainer (maybe in
+  another process) writes, for a model's ``observe_fn``: one ``os.stat`` per
+  poll while nothing changed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from wm_core.training import divergence_error
+
+__all__ = ["CheckpointWatcher", "TrainingCheckpoints", "pad_to_multiple", "split_across_replicas"]
+
+
+def split_across_replicas(
+    strategy: tf.distribute.Strategy, arrays: Mapping[str, np.ndarray]
+) -> tf.distribute.DistributedValues:
+    """``{key: array [B, ...]}`` as per-replica ``{key: tensor [B / replicas, ...]}``.
+
+    Replica ``r`` gets rows ``r * B / R .. (r + 1) * B / R``.  Raises
+    ``ValueError`` when ``B`` is not a multiple of the number of replicas.
+    """
+    replicas = strategy.num_replicas_in_sync
+    sizes = {len(value) for value in arrays.values()}
+    if len(sizes) != 1 or next(iter(sizes)) % replicas:
+        raise ValueError(
+            f"batch sizes {sorted(sizes)} must agree and be a multiple of the {replicas} replicas"
+        )
+    shards = {key: np.split(np.asarray(value), replicas) for key, value in arrays.items()}
+
+    def shard(context: tf.distribute.ValueContext) -> dict[str, tf.Tensor]:
+        index = context.replica_id_in_sync_group
+        return {key: tf.constant(parts[index]) for key, parts in shards.items()}
+
+    return strategy.experimental_distribute_values_from_function(shard)
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
+    """``array`` with its last row repeated until its length is a multiple of ``multiple``."""
+    missing = -len(array) % multiple
+    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)]) if missing else array
+
+
+class TrainingCheckpoints:
+    """A :class:`tf.train.CheckpointManager` for a trainer (see module docs).
+
+    :param checkpoint: everything a restart needs (model, optimiser, step).
+    :param directory: where checkpoints go; its newest one is restored now.
+    :param variables: checked for NaN/inf before every save.
+    :param name: the model's name, for error messages.
+    :param max_to_keep: checkpoints kept on disk.
+    :param strategy: the strategy the variables live under.
+    """
+
+    def __init__(
+        self,
+        checkpoint: tf.train.Checkpoint,
+        directory: str,
+        variables: Sequence[tf.Variable],
+        name: str,
+        max_to_keep: int = 3,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        strategy = strategy or tf.distribute.get_strategy()
+        if not strategy.extended.should_checkpoint:
+            directory = tempfile.mkdtemp(prefix="wm-worker-checkpoints-")
+        self.checkpoint = checkpoint
+        self.variables = list(variables)
+        self.name = name
+        self.manager = tf.train.CheckpointManager(checkpoint, os.fspath(directory), max_to_keep)
+        if self.manager.latest_checkpoint:
+            checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+
+    @property
+    def latest(self) -> str | None:
+        """The newest checkpoint's path (``None`` before the first save)."""
+        return self.manager.latest_checkpoint
+
+    def save(self, step: int) -> str:
+        """Write a checkpoint numbered ``step``; its path.
+
+        Raises :class:`wm_core.training.TrainingDivergedError` (after
+        :meth:`restore_last`) instead of saving non-finite weights.
+        """
+        broken = [v.name for v in self.variables if not np.all(np.isfinite(v.numpy()))]
+        if broken:
+            restored = self.restore_last()
+            details = {"non-finite variables": ", ".join(broken[:5])}
+            raise divergence_error(self.name, step, restored, details, self.manager.directory)
+        return self.manager.save(checkpoint_number=step)
+
+    def restore_last(self) -> str | None:
+        """Put the newest checkpoint back in memory; its path, or ``None`` if none exists."""
+        last = self.manager.latest_checkpoint
+        if last:
+            self.checkpoint.restore(last)
+        return last
+
+
+class CheckpointWatcher:
+    """Restore ``checkpoint`` from ``directory`` whenever a newer checkpoint appears.
+
+    A poll costs one ``os.stat`` of the ``checkpoint`` state file that
+    :class:`tf.train.CheckpointManager` rewrites (atomically) after every
+    save; the directory is read only when that file changed.  Objects the
+    watched checkpoint lacks (the optimiser) are not required.
+    """
+
+    def __init__(self, checkpoint: tf.train.Checkpoint, directory: str):
+        self.directory = os.fspath(directory)
+        self.checkpoint = checkpoint
+        self.restored: str | None = None
+        self._state_file = os.path.join(self.directory, "checkpoint")
+        self._stamp: tuple[int, int] | None = None
+
+    def poll(self) -> bool:
+        """Restore the newest checkpoint if it is new; whether one was restored."""
+        try:
+            info = os.stat(self._state_file)
+        except FileNotFoundError:
+            return False
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest is None or latest == self.restored:
+            return False
+        self.checkpoint.restore(latest).expect_partial()
+        self.restored = latest
+        return True
