@@ -1,7 +1,7 @@
 """TensorBoard summaries of episodes and predictions, without TensorFlow.
 
-:func:`visualize` (the seed's ``train_eval.visualize``) writes, for one
-phase of an iteration, into ``summary_dir``:
+:func:`visualize` (``train_eval.visualize`` of the original World Models
+Library) writes, for one phase of an iteration, into ``summary_dir``:
 
 * every scalar of ``scalars`` under its own name;
 * ``episode_<e>/video``: the episode's frames as an animated GIF;

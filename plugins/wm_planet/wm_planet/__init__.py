@@ -1,6 +1,6 @@
 """wm-planet: PlaNet's recurrent state-space model as a wm world model.
 
-The seed-style API lives in :mod:`wm_planet.planet`::
+The functional API of the original World Models Library lives in :mod:`wm_planet.planet`::
 
     model = planet.RecurrentStateSpaceModel(task=task)
     reset_fn = planet.create_planet_reset_fn(model)

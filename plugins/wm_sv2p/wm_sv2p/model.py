@@ -16,17 +16,8 @@ One step (Finn et al. 2016, CDNA variant; Babaeizadeh et al. 2018 latent):
   transition's two frames ``(x_k, predicted x_{k+1})`` and the action.
 
 The reward decoder reads frames, not the bottleneck state, and no gradient
-flows from it into the frame predictor.  Measured on cartpole-balance (see
-``tests/test_cartpole_slow.py``, seed 0): a conv + MLP head on the
-bottleneck state, trained jointly, learned nothing in 500 steps (held-out
-reward MSE 1.00-1.01x the constant-mean baseline, with or without
-standardised targets, 8 or 64 hidden units), and a head on the predicted
-frame trained jointly pulled the frames towards what helps the reward
-(frame MSE 1.71x copying the last frame); reading
-stop-gradient frames (with standardised targets) gives 0.41-0.57x on
-seeds 0-2 and leaves the frames at 0.82-0.84x.  (The seed-0 comparisons
-were made before planners drew per-episode streams, on other random
-episodes of the same task.)
+flows from it into the frame predictor (why: docs/design.md, "SV2P's reward
+decoder reads stop-gradient frames").
 
 Step ``k`` takes frame ``x_k`` and the action ``a_{k+1}`` that leads from it
 (episode rows, see :mod:`wm_core.contracts`) and predicts ``x_{k+1}`` and
