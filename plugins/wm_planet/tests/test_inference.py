@@ -120,7 +120,7 @@ def test_predicted_frames_are_uint8_on_the_5_bit_grid(deterministic):
 @pytest.mark.parametrize(
     "frames, message",
     [
-        (np.zeros((1, 32, 32, 3), np.uint8), r"uint8 \(1, 32, 32, 3\); expected uint8 \[T, 64, 64, 3\]"),
+        (np.zeros((1, 32, 32, 3), np.uint8), r"PlaNet observe_fn: last_frames has frames of shape \(32, 32, 3\), expected \(64, 64, 3\)"),
         (np.zeros((1, 64, 64, 3), np.float32), r"float32 \(1, 64, 64, 3\)"),
         (np.zeros((64, 64, 3), np.uint8), r"uint8 \(64, 64, 3\)"),
     ],
@@ -142,7 +142,7 @@ def test_observe_rejects_mismatched_row_counts(deterministic):
 
 def test_predict_rejects_wrong_action_size(deterministic):
     _, world_model = deterministic
-    with pytest.raises(ValueError, match=r"future_actions is float32 \(4, 3, 2\); expected float32 \[P, H, 1\]"):
+    with pytest.raises(ValueError, match=r"PlaNet predict_fn: future_actions has shape \(4, 3, 2\) \(float32\), expected float32 \[P, H, A\] with A = 1"):
         world_model.predict_fn(np.zeros((4, 3, 2), np.float32), world_model.reset_fn())
 
 

@@ -39,6 +39,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from wm_core.checks import check_future_actions, check_observe_args
 from wm_core.contracts import (
     ObserveFn,
     PredictFn,
@@ -89,19 +90,6 @@ def _checked_state(model: RecurrentStateSpaceModel, state: State) -> dict[str, n
     return checked
 
 
-def _checked_actions(model: RecurrentStateSpaceModel, actions: Any, name: str, ndim: int) -> np.ndarray:
-    actions = np.asarray(actions)
-    if not np.issubdtype(actions.dtype, np.floating) or actions.ndim != ndim or (
-        actions.shape[-1] != model.action_dim
-    ):
-        lead = "T" if ndim == 2 else "P, H"
-        raise ValueError(
-            f"{name} is {actions.dtype} {actions.shape}; expected float32 [{lead}, "
-            f"{model.action_dim}] action vectors"
-        )
-    return actions.astype(np.float32, copy=False)
-
-
 def _noise(model: RecurrentStateSpaceModel, sample: bool, salt: int) -> tf.random.Generator | None:
     return tf.random.Generator.from_seed(model.seed * 1000 + salt) if sample else None
 
@@ -148,19 +136,10 @@ def create_planet_observe_fn(
     def observe_fn(
         last_frames: np.ndarray, last_actions: np.ndarray, last_rewards: np.ndarray, state: State
     ) -> State:
-        frames = np.asarray(last_frames)
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != model.frame_size:
-            raise ValueError(
-                f"last_frames is {frames.dtype} {frames.shape}; expected uint8 "
-                f"[T, {', '.join(map(str, model.frame_size))}]"
-            )
-        actions = _checked_actions(model, last_actions, "last_actions", ndim=2)
-        rewards = np.asarray(last_rewards)
-        if not len(frames) or len(actions) != len(frames) or rewards.shape != (len(frames),):
-            raise ValueError(
-                f"observe_fn needs T >= 1 rows of each: got {len(frames)} frames, actions "
-                f"{actions.shape}, rewards {rewards.shape}"
-            )
+        frames, actions, _ = check_observe_args(
+            last_frames, last_actions, last_rewards, frame_shape=model.frame_size,
+            action_dim=model.action_dim, where="PlaNet observe_fn",
+        )
         checked = _checked_state(model, state)
         watcher.poll()
         new_state = posterior(frames, actions, checked)
@@ -215,7 +194,8 @@ def _rollout(
 
 
 def _checked_proposals(model: RecurrentStateSpaceModel, future_actions: Any, ndim: int) -> np.ndarray:
-    actions = _checked_actions(model, future_actions, "future_actions", ndim=ndim)
+    where = "PlaNet predict_batch_fn" if ndim == 4 else "PlaNet predict_fn"
+    actions = check_future_actions(future_actions, model.action_dim, where, batch=ndim == 4)
     if 0 in actions.shape[:-1]:
         raise ValueError(
             f"future_actions is {actions.shape}; PlaNet needs P >= 1 proposals of H >= 1 steps"

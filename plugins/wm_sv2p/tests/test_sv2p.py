@@ -135,16 +135,16 @@ def test_bad_inputs_raise_clear_errors(square_task, tmp_path):
     model = tiny_square_model(square_task, tmp_path)
     state = model.reset()
     zeros_a, zeros_r = np.zeros((1, 2), np.float32), np.zeros(1, np.float32)
-    with pytest.raises(TypeError, match="uint8, got float32"):
+    with pytest.raises(ValueError, match=r"SV2P observe_fn: last_frames must be uint8 .*float32"):
         model.observe(np.zeros((1, 16, 16, 3), np.float32), zeros_a, zeros_r, state)
-    with pytest.raises(ValueError, match=r"got shape \(1, 64, 64, 3\)"):
+    with pytest.raises(ValueError, match=r"shape \(64, 64, 3\), expected \(16, 16, 3\)"):
         model.observe(np.zeros((1, 64, 64, 3), np.uint8), zeros_a, zeros_r, state)
-    with pytest.raises(ValueError, match=r"last_actions .* got shape \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"last_actions has shape \(1, 3\)"):
         model.observe(np.zeros((1, 16, 16, 3), np.uint8), np.zeros((1, 3)), zeros_r, state)
     with pytest.raises(ValueError, match="no observed frame"):
         model.predict(np.zeros((2, 3, 2), np.float32), state)
     state = model.observe(np.zeros((1, 16, 16, 3), np.uint8), zeros_a, zeros_r, state)
-    with pytest.raises(ValueError, match=r"future_actions .* got shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"SV2P predict_fn: future_actions has shape \(2, 3\)"):
         model.predict(np.zeros((2, 3), np.float32), state)
     predict_fn = create_predict_fn(model, prediction_horizon=4)
     with pytest.raises(ValueError, match="prediction_horizon=4"):

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from wm_core import spaces
+from wm_core.checks import check_future_actions, check_observe_args
 from wm_core.contracts import Predictions, State, TrainFn, WorldModel
 from wm_core.tf_helpers import CheckpointWatcher, pad_to_multiple, split_across_replicas
 from wm_core.training import TrainLoop
@@ -156,7 +157,10 @@ class SV2P(WorldModel):
         state: State,
     ) -> State:
         """Append ``T`` rows to the window (keeping ``input_length``); new state."""
-        frames, actions, rewards = self._check_rows(last_frames, last_actions, last_rewards)
+        frames, actions, rewards = check_observe_args(
+            last_frames, last_actions, last_rewards, frame_shape=self.frame_size,
+            action_dim=self.action_dim, where="SV2P observe_fn",
+        )
         self._watcher.poll()
         keep = self.input_length
         return {
@@ -172,7 +176,12 @@ class SV2P(WorldModel):
     ) -> Predictions:
         """``future_actions float32 [P, H, A]`` → ``{"reward": float32 [P, H]}``
         (+ ``"image": uint8 [P, H, *frame_size]`` with ``return_frames``)."""
-        future_actions = self._check_future_actions(future_actions)
+        future_actions = check_future_actions(future_actions, self.action_dim, "SV2P predict_fn")
+        if 0 in future_actions.shape:
+            raise ValueError(
+                f"SV2P predict_fn: future_actions has shape {future_actions.shape}; "
+                "it needs P >= 1 proposals of H >= 1 steps"
+            )
         image, action = self._padded_context(state)
         seed = np.array([state["seed"], state["observed"]], np.int64)
         graph = self._predict_graphs[bool(return_frames)]
@@ -237,41 +246,6 @@ class SV2P(WorldModel):
             image = np.concatenate([np.repeat(image[:1], missing, 0), image])
             action = np.concatenate([np.zeros((missing, self.action_dim), np.float32), action])
         return image, action
-
-    def _check_rows(self, frames, actions, rewards):
-        frames = np.asarray(frames)
-        if frames.dtype != np.uint8:
-            raise TypeError(f"SV2P.observe_fn: last_frames must be uint8, got {frames.dtype}")
-        if frames.ndim != 4 or frames.shape[1:] != self.frame_size or len(frames) == 0:
-            raise ValueError(
-                f"SV2P.observe_fn: last_frames must be uint8 [T>=1, {', '.join(map(str, self.frame_size))}], "
-                f"got shape {frames.shape}"
-            )
-        actions = np.asarray(actions, np.float32)
-        rewards = np.asarray(rewards, np.float32)
-        if actions.shape != (len(frames), self.action_dim):
-            raise ValueError(
-                f"SV2P.observe_fn: last_actions must be float32 [{len(frames)}, {self.action_dim}], "
-                f"got shape {actions.shape}"
-            )
-        if rewards.shape != (len(frames),):
-            raise ValueError(
-                f"SV2P.observe_fn: last_rewards must be float32 [{len(frames)}], got shape {rewards.shape}"
-            )
-        return frames, actions, rewards
-
-    def _check_future_actions(self, future_actions) -> np.ndarray:
-        future_actions = np.asarray(future_actions, np.float32)
-        if (
-            future_actions.ndim != 3
-            or future_actions.shape[2] != self.action_dim
-            or 0 in future_actions.shape
-        ):
-            raise ValueError(
-                f"SV2P.predict_fn: future_actions must be float32 [P>=1, H>=1, {self.action_dim}], "
-                f"got shape {future_actions.shape}"
-            )
-        return future_actions
 
 
 def _check_strategy(model: SV2P, strategy: tf.distribute.Strategy | None, where: str) -> None:
