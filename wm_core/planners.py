@@ -9,9 +9,19 @@ prev_reward)`` once per step.  Actions are ``float32 [A]`` action vectors
 reset and ``observe_fn`` with every new episode row, then :meth:`ModelPlanner.
 plan` decides from the state.  Search planners (CEM, MPPI, ...) subclass it.
 
-The wrappers take any planner as ``base_planner`` and always forward every
-call to it, so a model-based base planner keeps its state in step with the
-episode even on the steps where the wrapper overrides its action.
+The wrappers take any planner as ``base_planner``.  :class:`GaussianRandomNoise`,
+:class:`EpsilonGreedy` and :class:`Randomizer` forward every call to it, so a
+model-based base planner keeps its state in step with the episode even on
+the steps where the wrapper overrides its action.  :class:`RandomColdStart`
+is the exception: during its random episodes the base is neither reset nor
+called (there is usually no trained model to call yet); from the first warm
+episode on it forwards every call.
+
+What a planner needs from a task: ``task.action_space`` (a ``Box`` or
+``Discrete`` gymnasium space; actions are vectors, see
+:mod:`wm_core.spaces`) and nothing else — frames, actions and rewards come
+through the calls, and a model-based planner reaches the world only through
+its world model's functions.
 
 Several environments at once: :func:`batch_planner` turns any planner into a
 :class:`~wm_core.contracts.BatchPlanner` for ``num_slots`` environment slots
@@ -195,8 +205,10 @@ class RandomColdStart(_Wrapper):
 
     Episodes are counted by the resets seen; ``reset(episode_index=i)``
     moves the count forward to ``i + 1`` when the caller numbers episodes
-    (a resumed ``train_eval_loop`` starts past its random episodes).  The base planner is neither reset nor called
-    during the random episodes (there is usually no trained model yet).
+    (a resumed ``train_eval_loop`` starts past its random episodes).  The
+    base planner is neither reset nor called during the random episodes
+    (there is usually no trained model yet); afterwards every call is
+    forwarded to it.
     """
 
     def __init__(self, task: Any, random_episodes: int, base_planner: Planner, seed=None):
