@@ -18,13 +18,9 @@ the loaders ignore (they read ``*.npz`` files whose names do not start with
 a dot) and :func:`remove_stale_temporaries` deletes (``train_eval_loop``
 calls it when a run starts).
 
-Files are compressed (``np.savez_compressed``).  Measured on 501 rendered
-64x64 frames of dm_control ``cheetah-run`` (this machine, median of 5):
-6.17 MB / 14.8 ms write / 2.7 ms read uncompressed against 0.76 MB / 36.4 ms
-write / 7.1 ms read compressed.  Eight times less disk is worth ~20 ms per
-saved episode (collecting it takes seconds) and ~5 ms per read, since each
-file is read once per training iterator, off the trainer's thread when
-``prefetch > 0``.
+Files are compressed (``np.savez_compressed``): eight times less disk for
+a few milliseconds per save and read (figures: docs/design.md, "Episode
+files are compressed").
 
 Files are loaded with ``allow_pickle=False``.  The bulk loaders
 (:func:`load_dictionaries`, :func:`iter_dictionaries`, :class:`wm_core.sampling.ChunkIterator`)
