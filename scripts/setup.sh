@@ -27,6 +27,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   plugin_args=()
   for plugin in plugins/*/; do plugin_args+=(-e "$plugin"); done
-  .venv/bin/python -m pip install -q -e ".[test,atari]" "${plugin_args[@]}"
+  .venv/bin/python -m pip install -q -e ".[test,atari,ray]" "${plugin_args[@]}"
   echo "$inputs" > "$stamp"
 fi
