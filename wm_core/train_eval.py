@@ -111,11 +111,13 @@ def _collect(
     phase: str,
     hooks: Hooks,
     environments: _Environments,
+    wait: Callable[[], None] | None = None,
 ) -> tuple[list, list, dict[str, float]]:
     """Top ``directory`` up to ``wanted`` episodes; returns the new ones and timings.
 
     Episode ``i`` (seed ``seed + i``) is saved only after episodes ``0 ..
     i-1``: the number of files is the index of the next episode to collect.
+    ``wait``: called before every ``num_envs`` episodes (asynchronous training).
     """
     episodes, predictions = [], []
     start = time.perf_counter()
@@ -123,13 +125,18 @@ def _collect(
     if index < wanted:
         env, closes = environments.open()  # one for all the missing episodes
         try:
-            for _, episode, episode_predictions in run_episodes(
-                task, planner, wanted - index, seed=seed + index, phase=phase, hooks=hooks,
-                first_episode_index=index, env=env, num_envs=environments.num_envs,
-            ):
-                npz.save_dictionaries([episode], directory)
-                episodes.append(episode)
-                predictions.append(episode_predictions)
+            while index < wanted:
+                count = wanted - index if wait is None else min(environments.num_envs, wanted - index)
+                if wait is not None:
+                    wait()
+                for _, episode, episode_predictions in run_episodes(
+                    task, planner, count, seed=seed + index, phase=phase, hooks=hooks,
+                    first_episode_index=index, env=env, num_envs=environments.num_envs,
+                ):
+                    npz.save_dictionaries([episode], directory)
+                    episodes.append(episode)
+                    predictions.append(episode_predictions)
+                index += count
         finally:
             if closes:
                 env.close()
@@ -161,6 +168,54 @@ def _planning_quality(
     }
 
 
+def _start_learner(output_dir: str, model_dir: str, episodes_dir: str, ratio: float):
+    """The learner process (:mod:`wm_core.learner`) and the wait before each collection."""
+    import subprocess
+    import sys
+
+    from wm_core import learner
+
+    learner.prepare_learner(output_dir)
+    process = subprocess.Popen([
+        sys.executable, "-m", "wm_core.learner", "--output_dir", output_dir,
+        "--model_dir", model_dir, "--episodes_dir", episodes_dir,
+        "--train_steps_per_env_step", repr(float(ratio)),
+    ])
+    train_dir = os.path.join(episodes_dir, "train")
+
+    def wait() -> None:
+        learner.wait_for_learner(output_dir, train_dir, ratio, process=process)
+
+    return process, wait
+
+
+def _finish_learner(process: Any, output_dir: str) -> None:
+    """Let the learner train what is due, then exit; raise if it failed."""
+    from wm_core import learner
+
+    with open(os.path.join(output_dir, learner.LEARNER_STOP_FILE), "w"):
+        pass
+    if process.wait() != 0:
+        state = learner.read_learner_state(output_dir) or {}
+        raise learner.LearnerFailed(
+            f"the learner process exited with status {process.returncode}"
+            + (f": {state['error']}" if state.get("error") else "")
+        )
+
+
+def _stop_learner(process: Any, grace_s: float = 30.0) -> None:
+    """End the learner now (SIGTERM, then SIGKILL after ``grace_s``)."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @gin.configurable(module="wm")
 def train_eval_loop(
     task: Any,
@@ -180,6 +235,8 @@ def train_eval_loop(
     output_dir: str | None = None,
     hooks: Hooks | None = None,
     num_envs: int = 1,
+    async_training: bool = False,
+    train_steps_per_env_step: float = 0.0,
 ) -> dict[str, list[float]]:
     """Interleave data collection, training and evaluation; resumable.
 
@@ -206,6 +263,17 @@ def train_eval_loop(
         episodes are the same.  1 (default): one environment in this
         process (or the task's own worker), as before.  The task must be
         picklable when ``num_envs > 1``.
+    :param async_training: train in a separate learner process
+        (``python -m wm_core.learner``, :mod:`wm_core.learner`) while this
+        one collects: the learner rebuilds ``train_fn`` from the run's
+        ``operative_config.gin`` (so the loop must be gin-configured, as
+        ``wm-run`` does; ``train_fn`` is not called here) and trains while
+        its train steps < ``train_steps_per_env_step`` x the environment
+        steps in ``<episodes_dir>/train``; collection waits before each
+        training episode (``num_envs`` at a time) while the learner is more
+        than one ``train_fn`` call behind; planners pick up its checkpoints
+        themselves.  At the end the learner finishes the training due, then
+        exits.
     :returns: ``{"train_scores": [...], "eval_scores": [...]}`` for the
         iterations run by this call, and, read from the episode files (so a
         resumed run reports the whole run), ``random_score``: the mean return
@@ -222,6 +290,12 @@ def train_eval_loop(
     if seed_episodes < 0:
         raise ValueError(f"seed_episodes must be >= 0, got {seed_episodes}")
     num_envs = check_num_envs(num_envs)
+    if async_training and (train_fn is None or offline or not train_steps_per_env_step > 0):
+        raise ValueError(
+            "async_training needs a train_fn, collection (offline=False) and "
+            f"train_steps_per_env_step > 0, got {train_fn!r}, offline={offline}, "
+            f"{train_steps_per_env_step!r}"
+        )
     hooks = hooks or active_hooks()
     output_dir = output_dir or os.path.dirname(os.path.normpath(model_dir))
     train_dir = os.path.join(episodes_dir, "train")
@@ -244,13 +318,18 @@ def train_eval_loop(
         environments.close()
         raise
     results: dict[str, list[float]] = {"train_scores": [], "eval_scores": []}
+    learner = wait = None
     with use_hooks(hooks):
         hooks.run_configured(output_dir=output_dir, operative_config=operative_config)
         try:
+            if async_training:
+                learner, wait = _start_learner(
+                    output_dir, model_dir, episodes_dir, train_steps_per_env_step
+                )
             if not offline:
                 episodes, predictions, scalars = _collect(
                     task, Random(task, seed), train_dir, seed_episodes, seed, "train", hooks,
-                    environments,
+                    environments, wait,
                 )
                 if episodes:
                     hooks.iteration_end(
@@ -263,11 +342,11 @@ def train_eval_loop(
                     episodes, predictions, scalars = _collect(
                         task, train_planner, train_dir,
                         seed_episodes + num_train_episodes_per_iteration * (iteration + 1),
-                        seed, "train", hooks, environments,
+                        seed, "train", hooks, environments, wait,
                     )
                 if episodes:
                     results["train_scores"].append(scalars["score"])
-                if train_fn is not None:
+                if train_fn is not None and not async_training:
                     start = time.perf_counter()
                     train_fn(train_dir)
                     scalars["train_seconds"] = time.perf_counter() - start
@@ -293,7 +372,12 @@ def train_eval_loop(
                             episodes=episodes, predictions=predictions, scalars=scalars,
                         )
                 _write_completed_iterations(state_path, iteration + 1)
+            if learner is not None:
+                _finish_learner(learner, output_dir)
+                learner = None
         finally:
+            if learner is not None:
+                _stop_learner(learner)
             environments.close()
             hooks.run_end(output_dir=output_dir)
     last_evaluation = _saved_episodes(eval_dir)[-num_eval_episodes:]

@@ -1,0 +1,231 @@
+"""Training beside collection: wm_core.learner and train_eval_loop(async_training=True).
+
+The model here is a fake: a gin-configurable ``train_fn`` (in a module
+written to ``tmp_path`` and imported by the config, as a plugin would be)
+whose step counter lives in ``<model_dir>/step.json`` like a checkpoint, and
+which can be made slow, to stand for a slower machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from wm_core import cli, hookimpl, learner, npz
+from wm_core.hooks import Hooks, active_hooks, create_plugin_manager
+from wm_core.tasks.toy import PointTask
+
+LENGTH = 5
+FAKE_TRAINER = '''
+import json, os, time
+import gin
+from wm_core.atomic import write_text_atomically
+from wm_core.hooks import active_hooks
+
+@gin.configurable(module="fake")
+def make_train_fn(model_dir, steps_per_call=3, seconds_per_step=0.0, fail=False):
+    def train_fn(data_path):
+        if fail:
+            raise RuntimeError("the fake model cannot train")
+        path = os.path.join(model_dir, "step.json")
+        step = json.load(open(path))["step"] if os.path.exists(path) else 0
+        for _ in range(steps_per_call):
+            time.sleep(seconds_per_step)
+            step += 1
+            active_hooks().train_step(step, {"loss": 1.0})
+        os.makedirs(model_dir, exist_ok=True)
+        write_text_atomically(path, json.dumps({"step": step}))
+    return train_fn
+'''
+
+CONFIG = f"""
+import fake_trainer
+
+TASK = @task/singleton()
+task/singleton.constructor = @wm.PointTask
+wm.PointTask.length = {LENGTH}
+
+PLANNER = @planner/singleton()
+planner/singleton.constructor = @wm.Random
+wm.Random.task = %TASK
+wm.Random.seed = %seed
+
+fake.make_train_fn.model_dir = %model_dir
+
+wm.train_eval_loop.task = %TASK
+wm.train_eval_loop.train_planner = %PLANNER
+wm.train_eval_loop.eval_planner = %PLANNER
+wm.train_eval_loop.train_fn = @fake.make_train_fn()
+wm.train_eval_loop.seed_episodes = 2
+wm.train_eval_loop.num_train_episodes_per_iteration = 2
+wm.train_eval_loop.eval_every_n_iterations = 2
+wm.train_eval_loop.num_eval_episodes = 1
+wm.train_eval_loop.num_iterations = 3
+wm.train_eval_loop.episodes_dir = %episodes_dir
+wm.train_eval_loop.model_dir = %model_dir
+wm.train_eval_loop.seed = %seed
+wm.train_eval_loop.async_training = True
+wm.train_eval_loop.train_steps_per_env_step = 0.7
+"""
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    """The gin config above, its fake plugin importable here and in the learner process."""
+    plugin_dir = tmp_path / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / "fake_trainer.py").write_text(textwrap.dedent(FAKE_TRAINER))
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")])))
+    path = tmp_path / "async.gin"
+    path.write_text(CONFIG)
+    return str(path)
+
+
+class LearnerWatch:
+    """At every train episode's start: the learner's progress against what is due."""
+
+    def __init__(self, output_dir: str, ratio: float):
+        self.output_dir, self.ratio = output_dir, ratio
+        self.seen: list[tuple[int, int, int | None]] = []
+
+    @hookimpl
+    def wm_episode_start(self, phase, episode_index, seed):
+        if phase == "train":
+            state = learner.read_learner_state(self.output_dir) or {}
+            due = learner.due_steps(self.ratio, learner.environment_steps(
+                os.path.join(self.output_dir, "episodes", "train")))
+            self.seen.append((state.get("train_steps", 0), due, state.get("steps_per_call")))
+
+
+def run_async(config: str, output_dir: str, params=(), watch: LearnerWatch | None = None) -> dict:
+    output_dir = cli.configure([config], list(params), output_dir)
+    from wm_core.train_eval import train_eval_loop
+
+    plugins = (watch,) if watch else ()
+    return train_eval_loop(output_dir=output_dir, hooks=Hooks(create_plugin_manager(False, plugins)))
+
+
+def test_the_learner_trains_by_the_ratio_and_collection_never_runs_ahead(config, tmp_path):
+    output_dir = str(tmp_path / "run")
+    watch = LearnerWatch(output_dir, 0.7)
+    # a slow learner (0.05 s per step): without waiting, collection would run far ahead
+    run_async(config, output_dir, ["fake.make_train_fn.seconds_per_step = 0.05"], watch)
+    env_steps = learner.environment_steps(os.path.join(output_dir, "episodes", "train"))
+    assert env_steps == (2 + 2 * 3) * LENGTH
+    state = learner.read_learner_state(output_dir)
+    due = learner.due_steps(0.7, env_steps)  # 28
+    assert due <= state["train_steps"] < due + 3 and state["steps_per_call"] == 3
+    assert state["error"] is None
+    with open(os.path.join(output_dir, "model", "step.json")) as file:
+        assert json.load(file)["step"] == state["train_steps"]
+    assert len(watch.seen) == 2 + 2 * 3
+    for train_steps, due_then, steps_per_call in watch.seen:
+        assert train_steps + (steps_per_call or 0) >= due_then, watch.seen
+    assert len(npz.episode_paths(os.path.join(output_dir, "episodes", "eval"))) == 1
+
+
+def test_the_total_training_follows_the_ratio_whatever_the_learners_speed(config, tmp_path):
+    steps = []
+    for name, seconds in (("fast", 0.0), ("slow", 0.04)):
+        output_dir = str(tmp_path / name)
+        run_async(config, output_dir, [f"fake.make_train_fn.seconds_per_step = {seconds}"])
+        steps.append(learner.read_learner_state(output_dir)["train_steps"])
+    assert steps[0] == steps[1]
+
+
+def test_a_failing_learner_stops_the_run_with_its_error(config, tmp_path):
+    with pytest.raises(learner.LearnerFailed, match="the fake model cannot train"):
+        run_async(config, str(tmp_path / "run"), ["fake.make_train_fn.fail = True"])
+
+
+def test_a_resumed_run_goes_on_counting_from_the_learners_state(config, tmp_path):
+    output_dir = str(tmp_path / "run")
+    run_async(config, output_dir, ["wm.train_eval_loop.num_iterations = 1"])
+    first = learner.read_learner_state(output_dir)["train_steps"]
+    run_async(config, output_dir, [])
+    state = learner.read_learner_state(output_dir)
+    due = learner.due_steps(0.7, 8 * LENGTH)
+    assert first < state["train_steps"] and due <= state["train_steps"] < due + 3
+
+
+def test_async_training_needs_a_ratio_and_a_train_fn(tmp_path):
+    from wm_core.planners import Random
+    from wm_core.train_eval import train_eval_loop
+
+    task = PointTask(length=LENGTH)
+    for train_fn, ratio in ((None, 1.0), (lambda path: None, 0.0)):
+        with pytest.raises(ValueError, match="async_training needs"):
+            train_eval_loop(
+                task, Random(task), Random(task), train_fn, episodes_dir=str(tmp_path / "e"),
+                model_dir=str(tmp_path / "m"), async_training=True, train_steps_per_env_step=ratio,
+            )
+
+
+def fake_train_fn(steps_per_call: int, counter: list[int]):
+    def train_fn(data_path):
+        for _ in range(steps_per_call):
+            counter[0] += 1
+            active_hooks().train_step(counter[0], {"loss": 0.0})
+    return train_fn
+
+
+def test_learn_trains_what_the_episodes_are_due_and_stops_when_idle(tmp_path):
+    from wm_core import planners, simulate
+
+    task = PointTask(length=LENGTH)
+    episodes, _, _ = simulate.simulate(task, planners.Random(task, seed=0), 3, seed=0)
+    train_dir = str(tmp_path / "train")
+    npz.save_dictionaries(episodes, train_dir)
+    counter = [0]
+    state = learner.learn(fake_train_fn(4, counter), train_dir, str(tmp_path), 0.5,
+                          stop_when_idle=True)
+    assert counter[0] == state["train_steps"] == 8  # due: ceil(0.5 * 15) = 8, two calls of 4
+    assert state["env_steps"] == 15 and state["steps_per_call"] == 4
+    assert learner.read_learner_state(str(tmp_path)) == state
+    assert learner.wait_for_learner(str(tmp_path), train_dir, 0.5, timeout_s=1) < 1
+    with pytest.raises(TimeoutError):
+        learner.wait_for_learner(str(tmp_path), train_dir, 2.0, timeout_s=0.3)
+
+
+def test_a_train_fn_that_reports_no_steps_is_refused(tmp_path):
+    from wm_core import planners, simulate
+
+    task = PointTask(length=LENGTH)
+    episodes, _, _ = simulate.simulate(task, planners.Random(task, seed=0), 1, seed=0)
+    npz.save_dictionaries(episodes, str(tmp_path / "train"))
+    with pytest.raises(RuntimeError, match="reported no step"):
+        learner.learn(lambda path: None, str(tmp_path / "train"), str(tmp_path), 1.0, stop_when_idle=True)
+    with pytest.raises(learner.LearnerFailed, match="reported no step"):
+        learner.wait_for_learner(str(tmp_path), str(tmp_path / "train"), 1.0)
+
+
+@pytest.mark.slow
+def test_planet_trains_in_its_own_process_beside_collection(tmp_path):
+    """The tiny PlaNet config through wm-run, asynchronous (measured: 47 s on 2 shared cores)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("wm_planet")
+    output_dir = str(tmp_path / "run")
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "tests", "planet_tiny.gin")
+    completed = subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", "--gin_file", config, "--output_dir", output_dir,
+         "--gin_param", "wm.train_eval_loop.async_training = True",
+         "--gin_param", "wm.train_eval_loop.train_steps_per_env_step = 0.2",
+         "--gin_param", "wm.train_eval_loop.seed_episodes = 1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    state = learner.read_learner_state(output_dir)
+    # 3 train episodes of 10 steps: 0.2 x 30 = 6 steps, in calls of 2
+    assert (state["train_steps"], state["env_steps"], state["steps_per_call"]) == (6, 30, 2)
+    assert os.path.basename(latest_checkpoint_name(os.path.join(output_dir, "model"))) == "ckpt-6"
+
+
+def latest_checkpoint_name(model_dir: str) -> str:
+    with open(os.path.join(model_dir, "checkpoint")) as file:
+        return file.readline().split('"')[1]
