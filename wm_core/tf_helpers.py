@@ -8,8 +8,9 @@ TensorFlow); a plugin that does imports it.
 * :class:`TrainingCheckpoints` — what a :class:`wm_core.training.Learner`
   needs: restore the newest checkpoint on construction, save at a step
   (refusing non-finite weights), go back to the last save.  Under a
-  multi-worker strategy only the chief writes to ``directory``; the other
-  workers write (the save is a collective operation) to a temporary directory.
+  multi-worker strategy every worker restores from ``directory`` but only
+  the chief writes there; the others save too (the save is a collective
+  operation) into a temporary directory that is deleted right after.
 * :class:`CheckpointWatcher` — picks up the checkpoints a trainer (maybe in
   another process) writes, for a model's ``observe_fn``: one ``os.stat`` per
   poll while nothing changed.
@@ -18,6 +19,7 @@ TensorFlow); a plugin that does imports it.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Mapping, Sequence
 
@@ -79,22 +81,24 @@ class TrainingCheckpoints:
         strategy: tf.distribute.Strategy | None = None,
     ):
         strategy = strategy or tf.distribute.get_strategy()
-        if not strategy.extended.should_checkpoint:
-            directory = tempfile.mkdtemp(prefix="wm-worker-checkpoints-")
         self.checkpoint = checkpoint
+        self.directory = os.fspath(directory)
         self.variables = list(variables)
         self.name = name
-        self.manager = tf.train.CheckpointManager(checkpoint, os.fspath(directory), max_to_keep)
-        if self.manager.latest_checkpoint:
-            checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.strategy = strategy
+        self.is_chief = strategy.extended.should_checkpoint
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep)
+        if self.latest:
+            checkpoint.restore(self.latest).assert_existing_objects_matched()
 
     @property
     def latest(self) -> str | None:
-        """The newest checkpoint's path (``None`` before the first save)."""
-        return self.manager.latest_checkpoint
+        """The newest checkpoint's path in ``directory`` (``None`` before the first save)."""
+        return tf.train.latest_checkpoint(self.directory)
 
     def save(self, step: int) -> str:
-        """Write a checkpoint numbered ``step``; its path.
+        """Write a checkpoint numbered ``step``; its path (a non-chief: the
+        chief's path for this step, its own copy already deleted).
 
         Raises :class:`wm_core.training.TrainingDivergedError` (after
         :meth:`restore_last`) instead of saving non-finite weights.
@@ -103,12 +107,26 @@ class TrainingCheckpoints:
         if broken:
             restored = self.restore_last()
             details = {"non-finite variables": ", ".join(broken[:5])}
-            raise divergence_error(self.name, step, restored, details, self.manager.directory)
-        return self.manager.save(checkpoint_number=step)
+            raise divergence_error(self.name, step, restored, details, self.directory)
+        if self.is_chief:
+            path = self.manager.save(checkpoint_number=step)
+        else:
+            scratch = tempfile.mkdtemp(prefix="wm-worker-checkpoint-")
+            try:
+                self.checkpoint.save(os.path.join(scratch, "ckpt"))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            path = os.path.join(self.directory, f"ckpt-{step}")
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # A barrier: no worker goes on (and maybe restores) before the chief's file is complete.
+            self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1.0)), axis=None
+            )
+        return path
 
     def restore_last(self) -> str | None:
         """Put the newest checkpoint back in memory; its path, or ``None`` if none exists."""
-        last = self.manager.latest_checkpoint
+        last = self.latest
         if last:
             self.checkpoint.restore(last)
         return last

@@ -7,9 +7,9 @@ Each worker runs ``multi_worker_train.py``: the strategy from
 steps (``stochastic=False``) from the same initial weights.  A single
 process without a strategy does the same on the global batch.  Phase 1
 trains from scratch; phase 2 is a restart from the checkpoint in
-``model_dir``.  The two xfail tests pin what the checkpoints of a non-chief
-worker still get wrong (``wm_core.tf_helpers.TrainingCheckpoints``); they
-fail loudly (strict) once it is fixed, to be turned into plain tests.
+``model_dir``: every worker resumes from the chief's checkpoint, and a
+non-chief leaves no checkpoint files behind
+(``wm_core.tf_helpers.TrainingCheckpoints``).
 Measured on 2 shared cores: the single process 28 s, the two workers 75 s.
 """
 
@@ -160,10 +160,6 @@ def test_only_the_chief_writes_checkpoints_to_the_model_dir(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "wm_core.tf_helpers.TrainingCheckpoints restores a non-chief worker from its own empty "
-    "temporary directory instead of model_dir, so after a restart the chief resumes and the "
-    "other workers start from fresh weights at step 0"))
 def test_a_restart_resumes_every_worker_from_the_chiefs_checkpoint(runs):
     single, (chief, worker) = runs["single"], runs["workers"]
     assert [m["step"] for m in chief["phases"][1]] == list(range(STEPS + 1, STEPS + RESUME_STEPS + 1))
@@ -174,9 +170,6 @@ def test_a_restart_resumes_every_worker_from_the_chiefs_checkpoint(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "wm_core.tf_helpers.TrainingCheckpoints leaves the non-chief's temporary checkpoint "
-    "directory (wm-worker-checkpoints-*, up to checkpoints_to_keep full checkpoints) behind"))
 def test_non_chief_workers_leave_no_temporary_checkpoints_behind(runs):
     for index in range(2):
         assert os.listdir(runs["root"] / f"tmpdir{index}") == []
