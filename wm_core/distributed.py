@@ -29,8 +29,9 @@ else may listen there), and a peer that dies after the check makes the
 strategy wait as before; after start-up, TensorFlow's own health checks
 turn a lost peer into an ``UnavailableError`` in the next collective.
 
-Only the chief writes checkpoints and summaries (:func:`is_chief`: the
-``chief`` task, else ``worker`` 0); see ``docs/multi_machine.md``.
+Only the chief writes checkpoints to ``model_dir`` (:func:`is_chief`: the
+``chief`` task, else ``worker`` 0; ``wm_core.tf_helpers.TrainingCheckpoints``
+does it); see ``docs/multi_machine.md``.
 """
 
 from __future__ import annotations
