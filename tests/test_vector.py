@@ -140,6 +140,28 @@ def test_vector_env_steps_like_separate_environments_and_never_autoresets():
         vector.step(actions)  # every slot is in an episode again
 
 
+def test_slots_are_called_one_at_a_time_and_answer_as_they_come():
+    task = PointTask(length=5, size=8)
+    with VectorEnv(task, 3) as vector:
+        vector.reset(seed=[0, 1, 2])
+        assert vector.receive() == [] and vector.in_flight == frozenset()
+        vector.send(2, "step", np.array([1.0], np.float32))
+        with pytest.raises(ValueError, match="slot 2 has a call in flight"):
+            vector.send(2, "step", np.array([1.0], np.float32))
+        assert vector.in_flight == {2}
+        (answer,) = vector.receive()
+        assert answer.slot == 2 and answer.method == "step" and not answer.failed
+        local = task.create_env()
+        local.reset(seed=2)
+        np.testing.assert_array_equal(answer.result[0]["state"], local.step(np.array([1.0], np.float32))[0]["state"])
+        # Rollouts from each slot's own state, in parallel (e.g. an oracle's for several slots).
+        states = vector.call("get_sim_state")
+        actions = np.ones((2, 3, 1), np.float32)
+        rollouts = vector.call_each("rollout", [((states[0], actions), {}), None, ((states[2], actions), {})])
+        assert rollouts[1] is None
+        np.testing.assert_array_equal(rollouts[2][0], local.rollout(local.get_sim_state(), actions)[0])
+
+
 def test_dead_worker_is_reported_and_replaced_at_the_next_reset():
     with VectorEnv(PointTask(length=5, size=8), 2) as vector:
         vector.reset(seed=[0, 1])

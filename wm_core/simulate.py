@@ -200,6 +200,7 @@ class _Running:
             }
         ]
         self.predictions: list[Predictions | None] = []
+        self.action = self.rows[0]["action"]  # the action in flight
 
 
 def _run_vector(
@@ -213,9 +214,12 @@ def _run_vector(
 ) -> Iterator[tuple[int, Episode, list[Predictions | None]]]:
     """:func:`run_episodes` over a :class:`~wm_core.tasks.vector.VectorEnv`.
 
-    Every round: free slots start the lowest pending episodes (reset
-    together), the planner decides for every running slot in one call, and
-    those slots are stepped together.  A slot whose worker died gives its
+    A free slot starts the lowest pending episode.  The slots are not kept
+    in lockstep: whenever some workers have answered, the planner decides
+    for every slot that is waiting for a decision in one call (several, if
+    the environments are faster than the planner) and those slots step
+    again, while the others are still busy.  An episode's rows do not depend
+    on which slots decided with it.  A slot whose worker died gives its
     episode back to the pending ones (it starts again from its seed).
     """
     from wm_core.planners import batch_planner
@@ -226,7 +230,8 @@ def _run_vector(
     batch = batch_planner(planner, slots_count)
     pending = list(range(num_episodes))  # a heap: the lowest episode starts first
     tries = [0] * num_episodes
-    running: dict[int, _Running] = {}
+    starting: dict[int, int] = {}  # slot: episode position, reset in flight
+    running: dict[int, _Running] = {}  # slot: episode in progress
     finished: dict[int, tuple[Episode, list[Predictions | None]]] = {}
     next_out = 0
 
@@ -247,20 +252,39 @@ def _run_vector(
         heapq.heappush(pending, position)
 
     while next_out < num_episodes:
-        starts = {}
         for slot in range(slots_count):
-            if slot not in running and pending:
-                starts[slot] = heapq.heappop(pending)
-        if starts:
-            mask = np.isin(np.arange(slots_count), list(starts))
-            seeds = [seed + starts[slot] if slot in starts else None for slot in range(slots_count)]
-            observations, infos = env.reset(seed=seeds, options={"reset_mask": mask})
-            for slot, position in starts.items():
-                if infos["failed"][slot]:
+            if slot not in running and slot not in starting and pending:
+                starting[slot] = position = heapq.heappop(pending)
+                env.send(slot, "reset", seed=seed + position)
+        deciding = [slot for slot in sorted(running) if slot not in env.in_flight]
+        if deciding:
+            last = [running[slot].rows[-1] for slot in deciding]
+            actions, predictions = batch.decide(
+                deciding,
+                np.stack([row["image"] for row in last]),
+                np.stack([row["action"] for row in last]),
+                np.array([row["reward"] for row in last], np.float32),
+            )
+            for row, slot in enumerate(deciding):
+                action = np.asarray(actions[row], np.float32)
+                episode = running[slot]
+                hooks.planner_decided(
+                    phase=phase,
+                    episode_index=first_episode_index + episode.position,
+                    step=len(episode.rows) - 1,
+                    action=action,
+                    prediction=predictions[row],
+                )
+                episode.predictions.append(predictions[row])
+                episode.action = action
+                env.send(slot, "step", spaces.to_env_action(space, action))
+        for slot, method, result, failed in env.receive():
+            if method == "reset":
+                position = starting.pop(slot)
+                if failed:
                     lost(slot, position, "reset")
                     continue
-                observation = {key: value[slot] for key, value in observations.items()}
-                running[slot] = _Running(position, seed + position, observation, action_dim)
+                running[slot] = _Running(position, seed + position, result[0], action_dim)
                 batch.reset_slot(
                     slot, seed=seed + position, episode_index=first_episode_index + position
                 )
@@ -268,46 +292,20 @@ def _run_vector(
                     phase=phase, episode_index=first_episode_index + position,
                     seed=seed + position,
                 )
-        slots = sorted(running)
-        if not slots:
-            continue  # every start failed; they are pending again
-        last = [running[slot].rows[-1] for slot in slots]
-        actions, predictions = batch.decide(
-            slots,
-            np.stack([row["image"] for row in last]),
-            np.stack([row["action"] for row in last]),
-            np.array([row["reward"] for row in last], np.float32),
-        )
-        env_actions: list[Any] = [None] * slots_count
-        decided = {}
-        for row, slot in enumerate(slots):
-            action = np.asarray(actions[row], np.float32)
+                continue
             episode = running[slot]
-            hooks.planner_decided(
-                phase=phase,
-                episode_index=first_episode_index + episode.position,
-                step=len(episode.rows) - 1,
-                action=action,
-                prediction=predictions[row],
-            )
-            episode.predictions.append(predictions[row])
-            decided[slot] = action
-            env_actions[slot] = spaces.to_env_action(space, action)
-        mask = np.isin(np.arange(slots_count), slots)
-        observations, rewards, terminated, truncated, infos = env.step(env_actions, mask)
-        for slot in slots:
-            episode = running[slot]
-            if infos["failed"][slot]:
+            if failed:
                 del running[slot]
                 lost(slot, episode.position, "step")
                 continue
+            observation, reward, terminated, truncated, _ = result
             episode.rows.append({
-                **{key: value[slot] for key, value in observations.items()},
-                "action": decided[slot],
-                "reward": np.float32(rewards[slot]),
+                **observation,
+                "action": episode.action,
+                "reward": np.float32(reward),
                 "seed": np.int64(episode.seed),
             })
-            if terminated[slot] or truncated[slot]:
+            if terminated or truncated:
                 del running[slot]
                 stacked = _stack_rows(episode.rows)
                 hooks.episode_end(

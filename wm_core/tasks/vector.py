@@ -27,10 +27,15 @@ options={"reset_mask": ...})``, rewards / terminations / truncations as
   caller decides what a lost episode means (:func:`wm_core.simulate.
   simulate` collects it again from its seed).  An error *raised* by an
   environment is re-raised, as Gymnasium does.
-* **Timeouts kill.**  Every call waits at most ``timeout`` seconds for all
-  its workers; workers that did not answer are killed and
-  :class:`~wm_core.tasks.process.WorkerTimeoutError` names them (Gymnasium
+* **Timeouts kill.**  A worker has ``timeout`` seconds to answer a call;
+  one that does not is killed and
+  :class:`~wm_core.tasks.process.WorkerTimeoutError` names it (Gymnasium
   raises ``multiprocessing.TimeoutError`` and leaves the worker running).
+* **One slot at a time, too.**  Besides the batched calls, :meth:`VectorEnv.
+  send` starts a call in one slot and :meth:`VectorEnv.receive` returns the
+  answers as they come, so a caller can act for the slots that are ready
+  instead of waiting, every step, for the slowest (what
+  :func:`wm_core.simulate.simulate` does).
 """
 
 from __future__ import annotations
@@ -39,14 +44,28 @@ import copy
 import pickle
 import time
 from multiprocessing.connection import wait
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import gin
 import numpy as np
 
 from wm_core.tasks.process import ProcessEnv, WorkerDiedError, WorkerError, WorkerTimeoutError
 
-__all__ = ["VectorEnv", "worker_factory"]
+__all__ = ["Answer", "VectorEnv", "worker_factory"]
+
+
+class Answer(NamedTuple):
+    """A slot's answer to a call sent with :meth:`VectorEnv.send`.
+
+    ``result``: what the environment's method returned (``None`` if
+    ``failed``); ``failed``: the worker died (the slot needs a reset, which
+    starts a fresh worker).
+    """
+
+    slot: int
+    method: str
+    result: Any
+    failed: bool
 
 
 def worker_factory(task: Any) -> Callable[[], Any]:
@@ -113,9 +132,135 @@ class VectorEnv:
         self._dead = [False] * self.num_envs
         self._needs_reset = [True] * self.num_envs
         self._last: list[dict[str, np.ndarray] | None] = [None] * self.num_envs
+        self._in_flight: dict[int, tuple[str, float | None]] = {}  # slot: (method, deadline)
+        self._answered: list[Answer] = []  # answers known without asking (dead workers)
         self.closed = False
 
-    # -- calls ---------------------------------------------------------------
+    # -- one slot at a time ----------------------------------------------------
+    def send(self, slot: int, method: str, *args: Any, **kwargs: Any) -> None:
+        """Start ``env.<method>(*args, **kwargs)`` in ``slot``'s worker; :meth:`receive` answers.
+
+        ``"reset"`` starts a fresh worker first if the slot's died;
+        ``"step"`` needs a slot in an episode (no autoreset).  A worker
+        found dead now answers as failed.
+        """
+        self._check_open()
+        if slot in self._in_flight:
+            raise ValueError(f"slot {slot} has a call in flight; receive its answer first")
+        if method == "reset" and self._dead[slot]:
+            self._restart(slot)
+        elif method == "step" and self._needs_reset[slot]:
+            raise ValueError(
+                f"slot(s) [{slot}] must be reset before they are stepped (their episode "
+                "ended, failed or never started; there is no autoreset)"
+            )
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self._in_flight[slot] = (method, deadline)
+        if self._dead[slot]:
+            self._answered.append(Answer(slot, method, None, True))
+            return
+        try:
+            self.envs[slot].call_async(method, *args, **kwargs)
+        except WorkerDiedError:
+            self._lose(slot)
+            self._answered.append(Answer(slot, method, None, True))
+
+    @property
+    def in_flight(self) -> frozenset[int]:
+        """The slots whose call has not been received yet."""
+        return frozenset(self._in_flight)
+
+    def receive(self, min_answers: int = 1) -> list[Answer]:
+        """Answers of calls in flight, as they come: waits until ``min_answers``
+        of them (at most all in flight) have answered, and takes any other
+        answer already there.
+
+        A worker that died answers ``failed``; an error the environment
+        raised is re-raised (the other calls stay in flight).  Calls past
+        their ``timeout``: the workers are killed and
+        :class:`~wm_core.tasks.process.WorkerTimeoutError` raised.
+        """
+        self._check_open()
+        answers: list[Answer] = []
+        wanted = min(min_answers, len(self._in_flight))
+        while True:
+            while self._answered:
+                answer = self._answered.pop(0)
+                del self._in_flight[answer.slot]
+                answers.append(answer)
+            waiting = {
+                self.envs[slot].connection: slot
+                for slot in self._in_flight
+                if not self._dead[slot]
+            }
+            if not waiting:
+                return answers
+            block = len(answers) < wanted
+            deadlines = [deadline for _, deadline in self._in_flight.values() if deadline is not None]
+            timeout = 0.0 if not block else (
+                max(min(deadlines) - time.monotonic(), 0.0) if deadlines else None
+            )
+            ready = wait(list(waiting), timeout)
+            if not ready:
+                if not block:
+                    return answers
+                self._time_out()
+                continue
+            for connection in ready:
+                slot = waiting[connection]
+                method, _ = self._in_flight.pop(slot)
+                try:
+                    result = self.envs[slot].call_wait(timeout=0)
+                except WorkerDiedError:
+                    self._lose(slot)
+                    answers.append(Answer(slot, method, None, True))
+                    continue
+                except Exception:  # the environment raised: the caller's problem
+                    self._needs_reset[slot] = True
+                    raise
+                self._record(slot, method, result)
+                answers.append(Answer(slot, method, result, False))
+
+    def _record(self, slot: int, method: str, result: Any) -> None:
+        if method == "reset":
+            self._last[slot] = result[0]
+            self._needs_reset[slot] = False
+        elif method == "step":
+            observation, _, terminated, truncated, _ = result
+            self._last[slot] = observation
+            self._needs_reset[slot] = bool(terminated or truncated)
+
+    def _lose(self, slot: int) -> None:
+        self.envs[slot].kill()
+        self._dead[slot] = True
+        self._needs_reset[slot] = True
+
+    def _time_out(self) -> None:
+        """Kill the workers whose call is past its deadline and raise (if any is)."""
+        now = time.monotonic()
+        hung = sorted(
+            slot for slot, (_, deadline) in self._in_flight.items()
+            if deadline is not None and deadline <= now and not self._dead[slot]
+        )
+        if not hung:
+            return
+        methods = sorted({self._in_flight[slot][0] for slot in hung})
+        for slot in hung:
+            self._lose(slot)
+            del self._in_flight[slot]
+        raise WorkerTimeoutError(
+            f"environment worker(s) of slot(s) {hung} (pids "
+            f"{[self.envs[slot].pid for slot in hung]}) did not answer "
+            f"{' / '.join(repr(m) for m in methods)} within {self.timeout:g} s; they were killed"
+        )
+
+    def _restart(self, slot: int) -> None:
+        self.envs[slot].kill()
+        self.envs[slot] = ProcessEnv(self._factory, self.timeout)
+        self._dead[slot] = False
+        self.restarts += 1
+
+    # -- all slots together (Gymnasium's calls) -------------------------------
     def _mask(self, mask: Any, what: str) -> np.ndarray:
         if mask is None:
             return np.ones(self.num_envs, bool)
@@ -127,58 +272,19 @@ class VectorEnv:
             )
         return mask
 
-    def _restart(self, slot: int) -> None:
-        self.envs[slot].kill()
-        self.envs[slot] = ProcessEnv(self._factory, self.timeout)
-        self._dead[slot] = False
-        self.restarts += 1
-
-    def _send(self, slot: int, method: str, *args: Any, **kwargs: Any) -> bool:
-        """``call_async`` on slot's worker; ``False`` if that worker is dead."""
-        try:
-            self.envs[slot].call_async(method, *args, **kwargs)
-            return True
-        except WorkerDiedError:
-            self.envs[slot].kill()
-            self._dead[slot] = True
-            return False
-
-    def _gather(self, slots: list[int], method: str) -> tuple[dict[int, Any], list[int]]:
-        """Answers of the pending ``method`` calls of ``slots``: ``({slot: result}, failed)``.
-
-        Waits for all of them (at most ``timeout`` in all); re-raises the
-        first error an environment raised, after collecting the others.
-        """
-        results, failed, errors = {}, [], []
-        waiting = {self.envs[slot].connection: slot for slot in slots}
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while waiting:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            ready = wait(list(waiting), remaining)
-            if not ready:
-                break
-            for connection in ready:
-                slot = waiting.pop(connection)
-                try:
-                    results[slot] = self.envs[slot].call_wait(timeout=0)
-                except WorkerDiedError:
-                    failed.append(slot)
-                    self._dead[slot] = True
-                except Exception as error:  # the environment raised: the caller's problem
-                    errors.append(error)
-        if waiting:
-            hung = sorted(waiting.values())
-            for slot in hung:
-                self.envs[slot].kill()
-                self._dead[slot] = True
-            raise WorkerTimeoutError(
-                f"environment worker(s) of slot(s) {hung} (pids "
-                f"{[self.envs[slot].pid for slot in hung]}) did not answer {method!r} within "
-                f"{self.timeout:g} s; they were killed"
+    def _all(self, calls: dict[int, tuple[str, tuple, dict]]) -> dict[int, Answer]:
+        """Send every call, then receive all their answers."""
+        if self._in_flight:
+            raise ValueError(
+                f"slot(s) {sorted(self._in_flight)} have calls in flight; receive them first"
             )
-        if errors:
-            raise errors[0]
-        return results, failed
+        for slot, (method, args, kwargs) in calls.items():
+            self.send(slot, method, *args, **kwargs)
+        answers: dict[int, Answer] = {}
+        while len(answers) < len(calls):
+            for answer in self.receive(len(calls) - len(answers)):
+                answers[answer.slot] = answer
+        return answers
 
     def reset(
         self, *, seed: Sequence[int | None] | int | None = None, options: dict | None = None
@@ -201,20 +307,11 @@ class VectorEnv:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"seed has {len(seeds)} entries, expected num_envs = {self.num_envs}")
-        slots = [slot for slot in range(self.num_envs) if mask[slot]]
-        sent, lost = [], []
-        for slot in slots:
-            if self._dead[slot]:
-                self._restart(slot)
-            ok = self._send(slot, "reset", seed=seeds[slot], options=options or None)
-            (sent if ok else lost).append(slot)
-        results, failed = self._gather(sent, "reset")
-        failed += lost
-        for slot, (observation, _) in results.items():
-            self._last[slot] = observation
-            self._needs_reset[slot] = False
-        for slot in failed:
-            self._needs_reset[slot] = True
+        answers = self._all({
+            slot: ("reset", (), {"seed": seeds[slot], "options": options or None})
+            for slot in range(self.num_envs) if mask[slot]
+        })
+        failed = [slot for slot, answer in answers.items() if answer.failed]
         return _stack(self._last, self.single_observation_space), {
             "failed": np.isin(np.arange(self.num_envs), failed)
         }
@@ -244,22 +341,19 @@ class VectorEnv:
                 f"slot(s) {unready} must be reset before they are stepped (their episode "
                 "ended, failed or never started; there is no autoreset)"
             )
-        sent, lost = [], []
-        for slot in slots:
-            (sent if self._send(slot, "step", actions[slot]) else lost).append(slot)
-        results, failed = self._gather(sent, "step")
-        failed += lost
+        answers = self._all({slot: ("step", (actions[slot],), {}) for slot in slots})
         rewards = np.zeros(self.num_envs)
         terminations = np.zeros(self.num_envs, bool)
         truncations = np.zeros(self.num_envs, bool)
         discounts = np.ones(self.num_envs)
-        for slot, (observation, reward, terminated, truncated, info) in results.items():
-            self._last[slot] = observation
+        failed = []
+        for slot, answer in answers.items():
+            if answer.failed:
+                failed.append(slot)
+                continue
+            _, reward, terminated, truncated, info = answer.result
             rewards[slot], terminations[slot], truncations[slot] = reward, terminated, truncated
             discounts[slot] = info.get("discount", 1.0)
-            self._needs_reset[slot] = bool(terminated or truncated)
-        for slot in failed:
-            self._needs_reset[slot] = True
         infos = {"discount": discounts, "failed": np.isin(np.arange(self.num_envs), failed)}
         return (
             _stack(self._last, self.single_observation_space), rewards, terminations,
@@ -284,15 +378,15 @@ class VectorEnv:
         self._check_open()
         if len(arguments) != self.num_envs:
             raise ValueError(f"arguments has {len(arguments)} entries, expected {self.num_envs}")
-        slots = [slot for slot, given in enumerate(arguments) if given is not None]
-        for slot in slots:
-            args, kwargs = arguments[slot]
-            if not self._send(slot, name, *args, **kwargs):
-                raise WorkerDiedError(f"environment worker of slot {slot} is dead")
-        results, failed = self._gather(slots, name)
+        answers = self._all({
+            slot: (name, *given) for slot, given in enumerate(arguments) if given is not None
+        })
+        failed = sorted(slot for slot, answer in answers.items() if answer.failed)
         if failed:
             raise WorkerDiedError(f"environment worker(s) of slot(s) {failed} died during {name!r}")
-        return tuple(results.get(slot) for slot in range(self.num_envs))
+        return tuple(
+            answers[slot].result if slot in answers else None for slot in range(self.num_envs)
+        )
 
     # -- lifetime ------------------------------------------------------------
     def _check_open(self) -> None:
