@@ -404,3 +404,13 @@ def test_deepmind_control_in_two_environments_gives_the_episodes_of_one():
     two, _, _ = simulate(task, Random(task, seed=0), 3, seed=7, num_envs=2)
     assert one[0]["image"].any()
     assert_same_episodes(one, two)
+
+
+def test_gymnasium_tasks_run_in_vector_workers_too():
+    from wm_core.tasks import Gym
+
+    task = Gym("Pendulum-v1", time_limit=4, size=(16, 16))
+    one, _, _ = simulate(task, Random(task, seed=0), 3, seed=1)
+    two, _, _ = simulate(task, Random(task, seed=0), 3, seed=1, num_envs=2)
+    assert one[0]["image"].any()
+    assert_same_episodes(one, two)

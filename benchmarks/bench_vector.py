@@ -1,0 +1,204 @@
+"""Whole-loop environment steps per second with 1, 2 and 4 environments.
+
+``simulate(..., num_envs=n)`` on DeepMind Control cartpole-swingup from
+64×64 pixels (action repeat 8: every step is 8 physics steps and one MuJoCo
+render), for
+
+* **random**: the random planner — the loop is render-bound;
+* **oracle + CEM**: CEM 50 proposals × 3 iterations, horizon 5, over the
+  ground-truth :class:`~wm_core.oracle.OracleWorldModel`, as the library
+  gives it: the oracle's batched predict is a loop of rollouts in its one
+  simulator worker, so planning for ``n`` environments runs one slot after
+  the other;
+* **oracle + CEM, parallel rollouts**: the same CEM given a
+  ``predict_batch_fn`` that rolls each slot's proposals out in its own
+  simulator worker at once (:meth:`wm_core.tasks.vector.VectorEnv.
+  call_each`), to show what planning in parallel buys;
+* optionally (``--planet``) a tiny untrained PlaNet + CEM (TensorFlow on the
+  CPU; 8-by-16 sizes), its batched predict one TensorFlow call for all slots.
+
+Environments are built once per ``n``, outside the timing (a ``VectorEnv``
+for ``n > 1``, the task's own worker for ``n = 1``), and warmed up with one
+episode; each timed call collects 4 episodes (random: 63 steps each; the
+planners: 5 steps each), so 4 environments run all of them side by side.  The
+``n`` are interleaved within every repeat; we print the median steps/s over
+the repeats and its ratio to ``n = 1`` measured in the same run (targets on 2
+cores: 4 environments >= 1.6x for random and oracle + CEM), with the
+processor's flags (``processor.py``) before and after, and the CPU headroom
+before and after: how much more work two busy processes get done than one
+at that moment (on a machine other jobs share, the ceiling of any speed-up).
+
+    .venv/bin/python benchmarks/bench_vector.py [--quick] [--planet]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from processor import describe
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+NUM_ENVS = (1, 2, 4)
+EPISODES = 4
+TARGET = 1.6
+
+
+class ParallelRollouts:
+    """An oracle ``predict_batch_fn``: slot ``i``'s proposals roll out in worker ``i % k``.
+
+    The workers are a :class:`~wm_core.tasks.vector.VectorEnv` of the task
+    (simulator copies); row ``i`` equals ``oracle.predict_fn(actions[i],
+    states[i])``.
+    """
+
+    def __init__(self, task: Any, workers: int):
+        from wm_core.tasks.vector import VectorEnv
+
+        self.task = task
+        self.pool = VectorEnv(task, workers)
+
+    def __call__(self, future_actions: np.ndarray, states) -> dict[str, np.ndarray]:
+        from wm_core import spaces
+
+        space, workers = self.task.action_space, self.pool.num_envs
+        rewards: list[np.ndarray] = [None] * len(states)  # type: ignore[list-item]
+        for first in range(0, len(states), workers):
+            rows = range(first, min(first + workers, len(states)))
+            arguments = [None] * workers
+            for row in rows:
+                env_actions = spaces.to_env_actions(space, np.asarray(future_actions[row], np.float32))
+                arguments[row - first] = ((states[row]["simulator"], env_actions, False), {})
+            answers = self.pool.call_each("rollout", arguments)
+            for row in rows:
+                rewards[row] = answers[row - first][0]
+        return {"reward": np.stack(rewards)}
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+_SPIN = (
+    "import time\n"
+    "end, count = time.perf_counter() + {seconds}, 0\n"
+    "while time.perf_counter() < end: count += 1\n"
+    "print(count)\n"
+)
+
+
+def cpu_headroom(seconds: float = 2.0, processes: int = 2) -> float:
+    """How much more ``processes`` busy Python processes get done than one, now.
+
+    The ceiling of any speed-up from several environment workers at this
+    moment: 2.0 on two idle cores, ~1.0 when other jobs take the second core.
+    """
+    import subprocess
+
+    def run(count: int) -> int:
+        spinners = [subprocess.Popen([sys.executable, "-c", _SPIN.format(seconds=seconds)],
+                                     stdout=subprocess.PIPE, text=True) for _ in range(count)]
+        return sum(int(spinner.communicate()[0]) for spinner in spinners)
+
+    return run(processes) / run(1)
+
+
+def _cem(task: Any, model: Any, predict_batch_fn: Callable | None = None, **sizes: Any):
+    from wm_core import objectives
+    from wm_cem.cem import CEM
+
+    settings = dict(horizon=5, iterations=3, proposals=50, fraction=0.1)
+    settings.update(sizes)
+    return CEM(predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
+               task=task, objective_fn=objectives.DiscountedReward(), seed=0,
+               predict_batch_fn=predict_batch_fn, **settings)
+
+
+def _measure(task: Any, planner_for: Callable[[int], Any], repeats: int) -> dict[int, list[float]]:
+    """Steps/s per ``n`` over ``repeats`` rounds, the ``n`` interleaved in each round."""
+    from wm_core.simulate import simulate
+    from wm_core.tasks.vector import VectorEnv
+
+    envs = {n: task.create_env() if n == 1 else VectorEnv(task, n) for n in NUM_ENVS}
+    rates: dict[int, list[float]] = {n: [] for n in NUM_ENVS}
+    try:
+        for n in NUM_ENVS:  # warm-up: GL contexts, imports, caches
+            simulate(task, planner_for(n), 1, seed=10_000, env=envs[n], num_envs=n)
+        for round_ in range(repeats):
+            for n in NUM_ENVS:
+                planner = planner_for(n)
+                start = time.perf_counter()
+                episodes, _, _ = simulate(task, planner, EPISODES, seed=round_ * EPISODES,
+                                          env=envs[n], num_envs=n)
+                seconds = time.perf_counter() - start
+                rates[n].append(sum(len(e["reward"]) - 1 for e in episodes) / seconds)
+    finally:
+        for env in envs.values():
+            env.close()
+    return rates
+
+
+def _report(name: str, rates: dict[int, list[float]], target: float | None) -> dict[str, float]:
+    medians = {n: statistics.median(values) for n, values in rates.items()}
+    parts = [f"{n} env{'s' if n > 1 else ''} {medians[n]:.2f} steps/s ({medians[n] / medians[1]:.2f}x)"
+             for n in NUM_ENVS]
+    goal = f"; target 4 envs >= {target}x" if target else ""
+    repeats = len(next(iter(rates.values())))
+    print(f"{name}: {', '.join(parts)} (median of {repeats}{goal})", flush=True)
+    key = name.split(" (")[0].replace(" + ", "_").replace(", ", "_").replace(" ", "_")
+    return {f"{key}_ratio_4": medians[4] / medians[1], **{f"{key}_steps_per_s_{n}": medians[n] for n in NUM_ENVS}}
+
+
+def main(quick: bool = False, planet: bool = False) -> dict[str, float]:
+    from wm_core.oracle import OracleWorldModel
+    from wm_core.planners import Random
+    from wm_core.tasks import DeepMindControl
+
+    repeats = 2 if quick else 3
+    results: dict[str, float] = {"cpu_headroom_before": cpu_headroom()}
+    print(f"CPU headroom: 2 busy processes do {results['cpu_headroom_before']:.2f}x the work of 1 "
+          "(the ceiling of a speed-up from several workers right now)", flush=True)
+
+    task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=2.5 if quick else 5.0)
+    rates = _measure(task, lambda n: Random(task, seed=0), repeats)
+    results.update(_report("random", rates, TARGET))
+
+    task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=0.4)
+    oracle = OracleWorldModel(task)
+    try:
+        rates = _measure(task, lambda n: _cem(task, oracle), repeats)
+        results.update(_report("oracle + CEM 50x3 h5 (one rollout worker)", rates, TARGET))
+        pools = {n: ParallelRollouts(task, n) for n in NUM_ENVS if n > 1}
+        try:
+            rates = _measure(task, lambda n: _cem(task, oracle, pools.get(n)), repeats)
+        finally:
+            for pool in pools.values():
+                pool.close()
+        results.update(_report("oracle + CEM 50x3 h5, parallel rollouts (a worker per slot)", rates, TARGET))
+    finally:
+        oracle.close()
+
+    if planet:
+        from wm_planet.planet import PlaNet, RecurrentStateSpaceModel
+
+        task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=1.0)
+        network = RecurrentStateSpaceModel(task=task, deter_size=16, stoch_size=4, hidden_size=16,
+                                           embed_size=32, depth=4, reward_units=16, reward_layers=1)
+        model = PlaNet(task, model=network)
+        rates = _measure(task, lambda n: _cem(task, model, model.predict_batch_fn, horizon=12,
+                                              iterations=5, proposals=200), repeats)
+        results.update(_report("tiny PlaNet + CEM 200x5 h12 (untrained, CPU)", rates, None))
+    results["cpu_headroom_after"] = cpu_headroom()
+    print(f"CPU headroom after: {results['cpu_headroom_after']:.2f}x", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    print(describe(), flush=True)
+    main(quick="--quick" in sys.argv, planet="--planet" in sys.argv)
+    print(describe())
