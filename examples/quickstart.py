@@ -1,4 +1,4 @@
-"""The seed notebook's flow as a script: PlaNet + CEM on DeepMind Control.
+"""The original World Models Library notebook's flow as a script: PlaNet + CEM on DeepMind Control.
 
     .venv/bin/python examples/quickstart.py [--output_dir /tmp/experiment] [--tiny]
 
@@ -16,6 +16,7 @@ import os
 
 from wm_cem.cem import CEM
 from wm_core import npz, objectives, planners, simulate, tasks, train_eval
+from wm_core.reporting.visualize import visualize
 from wm_planet import planet
 
 
@@ -48,7 +49,7 @@ def main(output_dir: str, tiny: bool) -> dict:
     episodes = []
     for i in range(random_cold_start_episodes):
         episode, predictions, score = simulate.simulate(task=task, planner=train_cem, num_episodes=1)
-        train_eval.visualize(summary_dir=os.path.join(output_dir, "train"), global_step=i,
+        visualize(summary_dir=os.path.join(output_dir, "train"), global_step=i,
                              episodes=episode, predictions=predictions, scalars={"score": score})
         episodes.extend(episode)
     train_data_dir = os.path.join(output_dir, "data", "train")
@@ -57,7 +58,7 @@ def main(output_dir: str, tiny: bool) -> dict:
 
     # Evaluate the noise-free planner.
     episode, predictions, score = simulate.simulate(task=task, planner=base_cem, num_episodes=1)
-    train_eval.visualize(summary_dir=os.path.join(output_dir, "eval"), global_step=0,
+    visualize(summary_dir=os.path.join(output_dir, "eval"), global_step=0,
                          episodes=episode, predictions=predictions, scalars={"score": score})
 
     # The off-the-shelf loop does all of the above, resumably.

@@ -1,4 +1,4 @@
-"""examples/quickstart.py — the seed notebook's flow — runs from start to end."""
+"""examples/quickstart.py — the original World Models Library notebook's flow — runs from start to end."""
 
 from __future__ import annotations
 

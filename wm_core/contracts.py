@@ -25,8 +25,8 @@ World models and planners see every action as a ``float32`` vector of size
 space, a one-hot vector for a ``Discrete`` space.  :func:`wm_core.spaces.
 to_env_action` turns it back into what ``env.step`` takes.
 
-World models (the functional contract of the seed)
---------------------------------------------------
+World models (the functional contract of the original World Models Library)
+-----------------------------------------------------------------------------
 ``reset_fn(**kwargs) -> state``
     Called at the start of every episode (``kwargs`` carries at least
     ``seed``, the seed the real environment was reset with).

@@ -1,4 +1,4 @@
-"""The off-the-shelf train-eval loop (the seed's ``train_eval_loop``).
+"""The off-the-shelf train-eval loop (``train_eval_loop`` of the original World Models Library).
 
 First, ``seed_episodes`` episodes of uniformly random actions are collected
 into ``<episodes_dir>/train`` (PlaNet's seed episodes: the model's first
@@ -12,7 +12,9 @@ the run's hooks (the TensorBoard writer is one).
 
 Resuming: the episode files on disk are the record of what was collected,
 and ``<output_dir>/loop_state.json`` (written atomically) the record of which
-iterations finished.  A run stopped at any moment — Ctrl-C or ``kill -9`` —
+iterations finished: ``{"completed_iterations": k}`` — nothing else, since
+everything else a restart needs is in the episode files (which episodes
+exist) and the models' checkpoints.  A run stopped at any moment — Ctrl-C or ``kill -9`` —
 and started again with the same directories collects exactly the episodes
 that are missing, so none is lost and none duplicated; only the interrupted
 ``train_fn`` call is repeated (models restore their own checkpoints).
@@ -45,9 +47,8 @@ from wm_core.evaluation import evaluate_planner
 from wm_core.hooks import Hooks, active_hooks, use_hooks
 from wm_core.planners import Random
 from wm_core.simulate import check_num_envs, run_episodes
-from wm_core.reporting.visualize import visualize
 
-__all__ = ["train_eval_loop", "visualize", "LOOP_STATE_FILE"]
+__all__ = ["train_eval_loop", "LOOP_STATE_FILE"]
 
 LOOP_STATE_FILE = "loop_state.json"
 EVAL_SEED_OFFSET = 1_000_000  # eval episodes never reuse a training seed
