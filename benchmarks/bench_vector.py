@@ -22,13 +22,15 @@ for ``n > 1``, the task's own worker for ``n = 1``), and warmed up with one
 episode; each timed call collects 4 episodes (random: 63 steps each; the
 planners: 5 steps each), so 4 environments run all of them side by side.  The
 ``n`` are interleaved within every repeat; we print the median steps/s over
-the repeats and its ratio to ``n = 1`` measured in the same run (targets on 2
+the repeats, its ratio to ``n = 1`` measured in the same run, and the CPU
+time per step of the whole loop (this process and its workers: what running
+``n`` environments costs on top of the work itself) (targets on 2
 cores: 4 environments >= 1.6x for random and oracle + CEM), with the
 processor's flags (``processor.py``) before and after, and the CPU headroom
 before and after: how much more work two busy processes get done than one
 at that moment (on a machine other jobs share, the ceiling of any speed-up).
 
-    .venv/bin/python benchmarks/bench_vector.py [--quick] [--planet]
+    .venv/bin/python benchmarks/bench_vector.py [--quick] [--planet] [--random-only]
 """
 
 from __future__ import annotations
@@ -108,6 +110,23 @@ def cpu_headroom(seconds: float = 2.0, processes: int = 2) -> float:
     return run(processes) / run(1)
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its live children (the workers)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == me or int(fields[1]) == me:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _cem(task: Any, model: Any, predict_batch_fn: Callable | None = None, **sizes: Any):
     from wm_core import objectives
     from wm_cem.cem import CEM
@@ -119,55 +138,60 @@ def _cem(task: Any, model: Any, predict_batch_fn: Callable | None = None, **size
                predict_batch_fn=predict_batch_fn, **settings)
 
 
-def _measure(task: Any, planner_for: Callable[[int], Any], repeats: int) -> dict[int, list[float]]:
-    """Steps/s per ``n`` over ``repeats`` rounds, the ``n`` interleaved in each round."""
+def _measure(
+    task: Any, planner_for: Callable[[int], Any], repeats: int
+) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """Steps/s and CPU ms/step (this process and its workers) per ``n`` over
+    ``repeats`` rounds, the ``n`` interleaved in each round."""
     from wm_core.simulate import simulate
     from wm_core.tasks.vector import VectorEnv
 
     envs = {n: task.create_env() if n == 1 else VectorEnv(task, n) for n in NUM_ENVS}
     rates: dict[int, list[float]] = {n: [] for n in NUM_ENVS}
+    cpu: dict[int, list[float]] = {n: [] for n in NUM_ENVS}
     try:
         for n in NUM_ENVS:  # warm-up: GL contexts, imports, caches
             simulate(task, planner_for(n), 1, seed=10_000, env=envs[n], num_envs=n)
         for round_ in range(repeats):
             for n in NUM_ENVS:
                 planner = planner_for(n)
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), _cpu_seconds()
                 episodes, _, _ = simulate(task, planner, EPISODES, seed=round_ * EPISODES,
                                           env=envs[n], num_envs=n)
-                seconds = time.perf_counter() - start
-                rates[n].append(sum(len(e["reward"]) - 1 for e in episodes) / seconds)
+                seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
+                steps = sum(len(e["reward"]) - 1 for e in episodes)
+                rates[n].append(steps / seconds)
+                cpu[n].append(1000 * cpu_seconds / steps)
     finally:
         for env in envs.values():
             env.close()
-    return rates
+    return rates, cpu
 
 
-def _report(name: str, rates: dict[int, list[float]], target: float | None) -> dict[str, float]:
+def _report(
+    name: str, measured: tuple[dict[int, list[float]], dict[int, list[float]]], target: float | None
+) -> dict[str, float]:
+    rates, cpu = measured
     medians = {n: statistics.median(values) for n, values in rates.items()}
-    parts = [f"{n} env{'s' if n > 1 else ''} {medians[n]:.2f} steps/s ({medians[n] / medians[1]:.2f}x)"
-             for n in NUM_ENVS]
+    cpu_medians = {n: statistics.median(values) for n, values in cpu.items()}
+    parts = [f"{n} env{'s' if n > 1 else ''} {medians[n]:.2f} steps/s ({medians[n] / medians[1]:.2f}x, "
+             f"{cpu_medians[n]:.0f} CPU ms/step)" for n in NUM_ENVS]
     goal = f"; target 4 envs >= {target}x" if target else ""
     repeats = len(next(iter(rates.values())))
     print(f"{name}: {', '.join(parts)} (median of {repeats}{goal})", flush=True)
     key = name.split(" (")[0].replace(" + ", "_").replace(", ", "_").replace(" ", "_")
-    return {f"{key}_ratio_4": medians[4] / medians[1], **{f"{key}_steps_per_s_{n}": medians[n] for n in NUM_ENVS}}
+    return {
+        f"{key}_ratio_4": medians[4] / medians[1],
+        **{f"{key}_steps_per_s_{n}": medians[n] for n in NUM_ENVS},
+        **{f"{key}_cpu_ms_per_step_{n}": cpu_medians[n] for n in NUM_ENVS},
+    }
 
 
-def main(quick: bool = False, planet: bool = False) -> dict[str, float]:
+def _oracle_cases(repeats: int) -> dict[str, float]:
     from wm_core.oracle import OracleWorldModel
-    from wm_core.planners import Random
     from wm_core.tasks import DeepMindControl
 
-    repeats = 2 if quick else 3
-    results: dict[str, float] = {"cpu_headroom_before": cpu_headroom()}
-    print(f"CPU headroom: 2 busy processes do {results['cpu_headroom_before']:.2f}x the work of 1 "
-          "(the ceiling of a speed-up from several workers right now)", flush=True)
-
-    task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=2.5 if quick else 5.0)
-    rates = _measure(task, lambda n: Random(task, seed=0), repeats)
-    results.update(_report("random", rates, TARGET))
-
+    results: dict[str, float] = {}
     task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=0.4)
     oracle = OracleWorldModel(task)
     try:
@@ -182,6 +206,24 @@ def main(quick: bool = False, planet: bool = False) -> dict[str, float]:
         results.update(_report("oracle + CEM 50x3 h5, parallel rollouts (a worker per slot)", rates, TARGET))
     finally:
         oracle.close()
+    return results
+
+
+def main(quick: bool = False, planet: bool = False, planners: bool = True) -> dict[str, float]:
+    from wm_core.planners import Random
+    from wm_core.tasks import DeepMindControl
+
+    repeats = 2 if quick else 3
+    results: dict[str, float] = {"cpu_headroom_before": cpu_headroom()}
+    print(f"CPU headroom: 2 busy processes do {results['cpu_headroom_before']:.2f}x the work of 1 "
+          "(the ceiling of a speed-up from several workers right now)", flush=True)
+
+    task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=2.5 if quick else 5.0)
+    rates = _measure(task, lambda n: Random(task, seed=0), repeats)
+    results.update(_report("random", rates, TARGET))
+
+    if planners:
+        results.update(_oracle_cases(repeats))
 
     if planet:
         from wm_planet.planet import PlaNet, RecurrentStateSpaceModel
@@ -200,5 +242,6 @@ def main(quick: bool = False, planet: bool = False) -> dict[str, float]:
 
 if __name__ == "__main__":
     print(describe(), flush=True)
-    main(quick="--quick" in sys.argv, planet="--planet" in sys.argv)
+    main(quick="--quick" in sys.argv, planet="--planet" in sys.argv,
+         planners="--random-only" not in sys.argv)
     print(describe())

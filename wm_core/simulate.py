@@ -106,7 +106,11 @@ def run_episode(
 
 def check_num_envs(num_envs: Any) -> int:
     """``num_envs`` as an ``int >= 1``, or a ``ValueError`` naming it."""
-    if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:
+    try:
+        valid = not isinstance(num_envs, bool) and int(num_envs) == num_envs >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
         raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
     return int(num_envs)
 
@@ -228,6 +232,8 @@ def _run_vector(
     space = env.single_action_space
     action_dim = spaces.action_dim(space)
     batch = batch_planner(planner, slots_count)
+    while env.in_flight:  # answers a run interrupted earlier left (every slot is reset anyway)
+        env.receive(len(env.in_flight))
     pending = list(range(num_episodes))  # a heap: the lowest episode starts first
     tries = [0] * num_episodes
     starting: dict[int, int] = {}  # slot: episode position, reset in flight

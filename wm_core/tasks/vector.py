@@ -107,8 +107,9 @@ class VectorEnv:
     """
 
     def __init__(self, task: Any, num_envs: int, timeout: float = 300.0):
-        if int(num_envs) != num_envs or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        from wm_core.simulate import check_num_envs
+
+        check_num_envs(num_envs)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
         self.num_envs = int(num_envs)
