@@ -11,18 +11,7 @@ import time
 import pytest
 
 from wm_core import distributed
-from wm_core.distributed import PeerUnreachableError
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("localhost", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+from wm_core.distributed import PeerUnreachableError, free_local_ports
 
 
 def environ(ports: list[int], index: int, job: str = "worker", chief: int | None = None) -> dict:
@@ -71,12 +60,12 @@ def test_the_chief_is_the_chief_task_else_worker_zero():
 
 def test_without_tf_config_or_peers_there_is_nothing_to_wait_for():
     assert distributed.wait_for_tf_config_peers(timeout_s=0.1, environ={}) is None
-    (port,) = free_ports(1)
+    (port,) = free_local_ports(1)
     assert distributed.wait_for_tf_config_peers(timeout_s=0.1, environ=environ([port], 0)).peers == []
 
 
 def test_an_unreachable_peer_is_a_clear_error_after_the_timeout():
-    ports = free_ports(2)
+    ports = free_local_ports(2)
     start = time.monotonic()
     with pytest.raises(PeerUnreachableError) as error:
         distributed.wait_for_tf_config_peers(timeout_s=1.0, environ=environ(ports, 0))
@@ -94,7 +83,7 @@ def test_two_guards_started_apart_both_pass_and_free_their_ports():
     other's strategy; one that starts 1 s later is still found.  A task whose
     guard passed opens its TensorFlow server on the port (here: a plain
     listener), where a peer still checking finds it."""
-    ports = free_ports(2)
+    ports = free_local_ports(2)
     results: dict[int, object] = {}
     servers = []
 
@@ -121,7 +110,7 @@ def test_two_guards_started_apart_both_pass_and_free_their_ports():
 
 
 def test_a_port_held_by_another_process_is_named():
-    ports = free_ports(2)
+    ports = free_local_ports(2)
     with socket.socket() as holder:
         holder.bind(("", ports[0]))
         holder.listen()
@@ -130,7 +119,7 @@ def test_a_port_held_by_another_process_is_named():
 
 
 def test_wait_until_reachable_returns_once_a_server_answers():
-    (port,) = free_ports(1)
+    (port,) = free_local_ports(1)
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 

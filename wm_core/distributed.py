@@ -48,6 +48,7 @@ import gin
 __all__ = [
     "PeerUnreachableError",
     "TFConfig",
+    "free_local_ports",
     "is_chief",
     "multi_worker_strategy",
     "parse_address",
@@ -180,6 +181,19 @@ def is_chief(environ: Mapping[str, str] | None = None) -> bool:
     task, or ``worker`` 0 of a cluster without a chief."""
     config = read_tf_config(environ)
     return config is None or config.is_chief
+
+
+def free_local_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on localhost right now, for a cluster
+    of processes on one machine (tests, trying ``TF_CONFIG`` out)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("localhost", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,10 @@ import time
 import numpy as np
 import pytest
 
+from wm_core.distributed import free_local_ports
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "multi_worker_train.py")
 STEPS, RESUME_STEPS, BATCH, CHUNK_LENGTH = 3, 2, 4, 6
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("localhost", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def tf_config(ports: list[int], index: int) -> str:
@@ -89,7 +79,7 @@ def _run_all(root, sizes: dict, point_episodes) -> dict:
     )
     assert single.returncode == 0, single.stderr[-3000:]
     single_seconds = time.perf_counter() - start
-    ports = free_ports(2)
+    ports = free_local_ports(2)
     workers = []
     start = time.perf_counter()
     for index in range(2):
@@ -176,7 +166,7 @@ def test_non_chief_workers_leave_no_temporary_checkpoints_behind(runs):
 
 
 def test_a_worker_whose_peer_never_starts_fails_clearly_instead_of_waiting_forever(tmp_path, tiny_sizes):
-    ports = free_ports(2)
+    ports = free_local_ports(2)
     environment = {**os.environ, "TF_CONFIG": tf_config(ports, 0)}
     options = json.loads(settings(tmp_path, "alone", tiny_sizes, str(tmp_path), str(tmp_path / "m"), True))
     options["peer_timeout_s"] = 2
