@@ -6,6 +6,10 @@ Names: simulate, data, planner, planet, sv2p, peer (default: all).  ``peer`` is
 wm side by side with mbrl-lib (``bench_peer.py``); it needs the peer's
 interpreter (``WM_PEER_PYTHON``) and says it is skipped without one.
 Every benchmark prints the processor's flags (``processor.py``) with its figures.
+These are costs; the quality measurements run on their own (minutes to
+hours): ``learning_curves.py`` (agents' learning curves on DeepMind Control)
+and ``cartpole_predictions.py`` (PlaNet's and SV2P's held-out open-loop
+predictions on cartpole against baselines).
 Each benchmark runs in its own process (MuJoCo's renderer and TensorFlow must
 not share one; see wm_core/tasks/process.py).
 """
