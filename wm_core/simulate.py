@@ -28,6 +28,7 @@ is returned.
 from __future__ import annotations
 
 import heapq
+import time
 import warnings
 from typing import Any, Iterator
 
@@ -220,9 +221,12 @@ def _run_vector(
 
     A free slot starts the lowest pending episode.  The slots are not kept
     in lockstep: whenever some workers have answered, the planner decides
-    for every slot that is waiting for a decision in one call (several, if
-    the environments are faster than the planner) and those slots step
-    again, while the others are still busy.  An episode's rows do not depend
+    for every slot that is waiting for a decision in one call and those
+    slots step again, while the others are still busy.  After the first
+    answer it waits for the others as long as the last decision took, so a
+    planner slower than the environments decides for several slots at once
+    (one batched call: a batched model predicts for all of them together)
+    and a fast one for each as soon as it is ready.  An episode's rows do not depend
     on which slots decided with it.  A slot whose worker died gives its
     episode back to the pending ones (it starts again from its seed).
     """
@@ -240,6 +244,7 @@ def _run_vector(
     running: dict[int, _Running] = {}  # slot: episode in progress
     finished: dict[int, tuple[Episode, list[Predictions | None]]] = {}
     next_out = 0
+    decide_seconds = 0.0  # how long the last decision took
 
     def lost(slot: int, position: int, during: str) -> None:
         tries[position] += 1
@@ -265,12 +270,14 @@ def _run_vector(
         deciding = [slot for slot in sorted(running) if slot not in env.in_flight]
         if deciding:
             last = [running[slot].rows[-1] for slot in deciding]
+            start = time.perf_counter()
             actions, predictions = batch.decide(
                 deciding,
                 np.stack([row["image"] for row in last]),
                 np.stack([row["action"] for row in last]),
                 np.array([row["reward"] for row in last], np.float32),
             )
+            decide_seconds = time.perf_counter() - start
             for row, slot in enumerate(deciding):
                 action = np.asarray(actions[row], np.float32)
                 episode = running[slot]
@@ -284,7 +291,10 @@ def _run_vector(
                 episode.predictions.append(predictions[row])
                 episode.action = action
                 env.send(slot, "step", spaces.to_env_action(space, action))
-        for slot, method, result, failed in env.receive():
+        # Wait for the other answers as long as one decision takes: a planner
+        # slower than the environments then decides for several slots at once
+        # (one batched call), a fast one for each as soon as it is ready.
+        for slot, method, result, failed in env.receive(linger=decide_seconds):
             if method == "reset":
                 position = starting.pop(slot)
                 if failed:

@@ -171,10 +171,11 @@ class VectorEnv:
         """The slots whose call has not been received yet."""
         return frozenset(self._in_flight)
 
-    def receive(self, min_answers: int = 1) -> list[Answer]:
+    def receive(self, min_answers: int = 1, linger: float = 0.0) -> list[Answer]:
         """Answers of calls in flight, as they come: waits until ``min_answers``
-        of them (at most all in flight) have answered, and takes any other
-        answer already there.
+        of them (at most all in flight) have answered, then up to ``linger``
+        seconds more for the others still in flight, and takes any answer
+        already there.
 
         A worker that died answers ``failed``; an error the environment
         raised is re-raised (the other calls stay in flight).  Calls past
@@ -184,6 +185,7 @@ class VectorEnv:
         self._check_open()
         answers: list[Answer] = []
         wanted = min(min_answers, len(self._in_flight))
+        linger_until = None
         while True:
             while self._answered:
                 answer = self._answered.pop(0)
@@ -196,12 +198,13 @@ class VectorEnv:
             }
             if not waiting:
                 return answers
+            now = time.monotonic()
             block = len(answers) < wanted
+            if not block and linger_until is None:
+                linger_until = now + max(linger, 0.0)
             deadlines = [deadline for _, deadline in self._in_flight.values() if deadline is not None]
-            timeout = 0.0 if not block else (
-                max(min(deadlines) - time.monotonic(), 0.0) if deadlines else None
-            )
-            ready = wait(list(waiting), timeout)
+            until = min(deadlines, default=None) if block else min([linger_until, *deadlines])
+            ready = wait(list(waiting), None if until is None else max(until - now, 0.0))
             if not ready:
                 if not block:
                     return answers
