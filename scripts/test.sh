@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
-exec .venv/bin/python -m pytest -q "$@"
+# Two workers, a test file per worker at a time: most tests wait on process start-up,
+# TensorFlow tracing or tiny single-threaded models, so two cores run two files at once.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
