@@ -1,4 +1,4 @@
-"""Run a planner on a task and record episodes (the seed's ``simulate``).
+"""Run a planner on a task and record episodes (``simulate`` of the original World Models Library).
 
 Alignment (see :mod:`wm_core.contracts`): at decision ``t`` the planner gets
 episode row ``t`` (``image[t]``, ``action[t]``, ``reward[t]``) and returns the
