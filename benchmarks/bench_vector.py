@@ -6,14 +6,17 @@ render), for
 
 * **random**: the random planner — the loop is render-bound;
 * **oracle + CEM**: CEM 50 proposals × 3 iterations, horizon 5, over the
-  ground-truth :class:`~wm_core.oracle.OracleWorldModel`, as the library
-  gives it: the oracle's batched predict is a loop of rollouts in its one
+  ground-truth :class:`~wm_core.oracle.OracleWorldModel` as the shipped
+  configs give it (``configs/base/oracle_cem.gin``: ``rollout_workers`` left
+  at 0, and CEM given only ``predict_fn``, so its batched form is
+  ``batched(predict_fn)``): every slot's rollouts run in the oracle's one
   simulator worker, so planning for ``n`` environments runs one slot after
   the other;
-* **oracle + CEM, parallel rollouts**: the same CEM given a
-  ``predict_batch_fn`` that rolls each slot's proposals out in its own
-  simulator worker at once (:meth:`wm_core.tasks.vector.VectorEnv.
-  call_each`), to show what planning in parallel buys;
+* **oracle + CEM, parallel rollouts**: the same CEM over an oracle with
+  ``rollout_workers=n`` and given its ``predict_batch_fn``
+  (``OracleWorldModel.predict_batch``), which rolls the slots' proposals out
+  in a pool of ``n`` simulator workers at once, to show what planning in
+  parallel buys (``n = 1``: no pool, the planner is not batched);
 * optionally (``--planet``) a tiny untrained PlaNet + CEM (TensorFlow on the
   CPU; 8-by-16 sizes), its batched predict one TensorFlow call for all slots.
 
@@ -41,7 +44,6 @@ import sys
 import time
 from typing import Any, Callable
 
-import numpy as np
 
 from processor import describe
 
@@ -50,40 +52,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 NUM_ENVS = (1, 2, 4)
 EPISODES = 4
 TARGET = 1.6
-
-
-class ParallelRollouts:
-    """An oracle ``predict_batch_fn``: slot ``i``'s proposals roll out in worker ``i % k``.
-
-    The workers are a :class:`~wm_core.tasks.vector.VectorEnv` of the task
-    (simulator copies); row ``i`` equals ``oracle.predict_fn(actions[i],
-    states[i])``.
-    """
-
-    def __init__(self, task: Any, workers: int):
-        from wm_core.tasks.vector import VectorEnv
-
-        self.task = task
-        self.pool = VectorEnv(task, workers)
-
-    def __call__(self, future_actions: np.ndarray, states) -> dict[str, np.ndarray]:
-        from wm_core import spaces
-
-        space, workers = self.task.action_space, self.pool.num_envs
-        rewards: list[np.ndarray] = [None] * len(states)  # type: ignore[list-item]
-        for first in range(0, len(states), workers):
-            rows = range(first, min(first + workers, len(states)))
-            arguments = [None] * workers
-            for row in rows:
-                env_actions = spaces.to_env_actions(space, np.asarray(future_actions[row], np.float32))
-                arguments[row - first] = ((states[row]["simulator"], env_actions, False), {})
-            answers = self.pool.call_each("rollout", arguments)
-            for row in rows:
-                rewards[row] = answers[row - first][0]
-        return {"reward": np.stack(rewards)}
-
-    def close(self) -> None:
-        self.pool.close()
 
 
 _SPIN = (
@@ -197,15 +165,16 @@ def _oracle_cases(repeats: int) -> dict[str, float]:
     try:
         rates = _measure(task, lambda n: _cem(task, oracle), repeats)
         results.update(_report("oracle + CEM 50x3 h5 (one rollout worker)", rates, TARGET))
-        pools = {n: ParallelRollouts(task, n) for n in NUM_ENVS if n > 1}
-        try:
-            rates = _measure(task, lambda n: _cem(task, oracle, pools.get(n)), repeats)
-        finally:
-            for pool in pools.values():
-                pool.close()
-        results.update(_report("oracle + CEM 50x3 h5, parallel rollouts (a worker per slot)", rates, TARGET))
     finally:
         oracle.close()
+    # One oracle per n, its pool of n rollout workers started by the warm-up episode.
+    oracles = {n: OracleWorldModel(task, rollout_workers=n if n > 1 else 0) for n in NUM_ENVS}
+    try:
+        rates = _measure(task, lambda n: _cem(task, oracles[n], oracles[n].predict_batch_fn), repeats)
+        results.update(_report("oracle + CEM 50x3 h5, parallel rollouts (rollout_workers = n)", rates, TARGET))
+    finally:
+        for model in oracles.values():
+            model.close()
     return results
 
 

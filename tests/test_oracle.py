@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import copy
+import importlib
+import os
+import signal
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -10,6 +15,7 @@ import pytest
 from wm_core import registry, spaces, tasks
 from wm_core.contracts import ContractError
 from wm_core.oracle import OracleWorldModel
+from wm_core.tasks.process import WorkerDiedError
 from wm_core.testing import WorldModelContract
 
 TASKS = {
@@ -166,3 +172,197 @@ class TestOracleContract(WorldModelContract):
     @pytest.fixture
     def world_model(self, task):
         return OracleWorldModel(task)
+
+
+# -- rollout_workers: batched predictions in a pool of simulator workers ------------------
+
+
+def observed_states(oracle, task, seeds, steps=3):
+    """One state per seed: reset with the seed, then ``steps`` rows of a recorded episode."""
+    states = []
+    for index, seed in enumerate(seeds):
+        images, actions, rewards = record_episode(
+            task, seed, bounded_actions(task, (steps,), seed=100 + index)
+        )
+        states.append(oracle.observe(images, actions, rewards, oracle.reset(seed=seed)))
+    return states
+
+
+def one_by_one(oracle, future_actions, states):
+    """``predict`` state by state, stacked: what every batched row must equal."""
+    rows = [oracle.predict(actions, state) for actions, state in zip(future_actions, states)]
+    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}
+
+
+def assert_unchanged(states, befores):
+    for state, before in zip(states, befores):
+        np.testing.assert_array_equal(state["rows_seen"], before["rows_seen"])
+        assert sorted(state["simulator"]) == sorted(before["simulator"])
+        for key, value in before["simulator"].items():
+            assert state["simulator"][key].dtype == value.dtype
+            np.testing.assert_array_equal(state["simulator"][key], value)
+
+
+def worker_is_gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("render", [False, True], ids=["rewards", "rendered"])
+def test_rollout_workers_give_the_in_process_predictions_row_for_row(render):
+    task = tasks.PointTask(length=30, size=16)
+    pooled = OracleWorldModel(task, render=render, rollout_workers=2)
+    alone = OracleWorldModel(task, render=render)
+    try:
+        states = observed_states(pooled, task, seeds=[3, 4, 5])  # more states than workers
+        befores = copy.deepcopy(states)
+        future_actions = bounded_actions(task, (3, 6, 5), seed=8)
+        together = pooled.predict_batch(future_actions, states)
+        assert pooled.pool is not None and pooled.pool.num_envs == 2
+        expected = one_by_one(alone, future_actions, states)
+        assert sorted(together) == (["image", "reward"] if render else ["reward"])
+        assert together["reward"].dtype == np.float32 and together["reward"].shape == (3, 6, 5)
+        np.testing.assert_array_equal(together["reward"], expected["reward"])
+        if render:
+            assert together["image"].dtype == np.uint8
+            assert together["image"].shape == (3, 6, 5, 16, 16, 3)
+            np.testing.assert_array_equal(together["image"], expected["image"])
+        assert not np.array_equal(together["reward"][0], together["reward"][1])  # rows differ
+        assert_unchanged(states, befores)
+        # Again on the same pool, in another order: the rows follow the states.
+        again = pooled.predict_batch(future_actions[::-1], states[::-1])
+        np.testing.assert_array_equal(again["reward"], expected["reward"][::-1])
+        assert_unchanged(states, befores)
+    finally:
+        pooled.close()
+        alone.close()
+
+
+def test_rollout_workers_render_dm_control_frames_like_the_private_copy():
+    task = tasks.DeepMindControl("cartpole", "swingup", action_repeat=4)
+    pooled = OracleWorldModel(task, render=True, rollout_workers=2)
+    try:
+        states = observed_states(pooled, task, seeds=[0, 1, 2], steps=2)
+        future_actions = bounded_actions(task, (3, 2, 3), seed=9)
+        together = pooled.predict_batch(future_actions, states)
+        expected = one_by_one(pooled, future_actions, states)  # the private copy
+        np.testing.assert_array_equal(together["reward"], expected["reward"])
+        np.testing.assert_array_equal(together["image"], expected["image"])
+        assert together["image"].shape == (3, 2, 3, 64, 64, 3)
+    finally:
+        pooled.close()
+
+
+def test_a_single_state_and_the_default_do_not_start_workers():
+    task = tasks.PointTask(length=30, size=16)
+    default = OracleWorldModel(task)
+    pooled = OracleWorldModel(task, rollout_workers=2)
+    states = observed_states(default, task, seeds=[1, 2])
+    actions = bounded_actions(task, (2, 4, 3), seed=10)
+    np.testing.assert_array_equal(
+        default.predict_batch(actions, states)["reward"], one_by_one(default, actions, states)["reward"]
+    )
+    assert default.pool is None
+    pooled.predict_batch(actions[:1], states[:1])
+    pooled.predict(actions[0], states[0])
+    assert pooled.pool is None
+    pooled.close()
+    default.close()
+
+
+def test_close_ends_the_rollout_workers():
+    task = tasks.PointTask(length=30, size=16)
+    oracle = OracleWorldModel(task, rollout_workers=2)
+    states = observed_states(oracle, task, seeds=[1, 2, 3])
+    actions = bounded_actions(task, (3, 4, 2), seed=11)
+    first = oracle.predict_batch(actions, states)
+    pids = [env.pid for env in oracle.pool.envs]
+    assert not any(worker_is_gone(pid) for pid in pids)
+    oracle.close()
+    assert oracle.pool is None
+    assert all(worker_is_gone(pid) for pid in pids)
+    oracle.close()  # twice is fine
+    # A later call starts fresh workers (the states still hold all they need).
+    np.testing.assert_array_equal(oracle.predict_batch(actions, states)["reward"], first["reward"])
+    assert not set(env.pid for env in oracle.pool.envs) & set(pids)
+    oracle.close()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", None])
+def test_a_bad_number_of_rollout_workers_is_a_value_error(bad):
+    with pytest.raises(ValueError, match="rollout_workers must be an int >= 0"):
+        OracleWorldModel(tasks.PointTask(), rollout_workers=bad)
+
+
+def test_a_dead_rollout_worker_is_a_clear_error_and_the_next_batch_gets_a_fresh_pool():
+    task = tasks.PointTask(length=30, size=16)
+    oracle = OracleWorldModel(task, rollout_workers=2)
+    try:
+        states = observed_states(oracle, task, seeds=[1, 2, 3])
+        actions = bounded_actions(task, (3, 4, 2), seed=12)
+        expected = oracle.predict_batch(actions, states)
+        victim = oracle.pool.envs[1].pid
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(WorkerDiedError, match=r"rollout worker of slot 1 .*died while rolling out row"):
+            oracle.predict_batch(actions, states)
+        assert oracle.pool is None
+        assert all(worker_is_gone(pid) for pid in [victim])
+        np.testing.assert_array_equal(oracle.predict_batch(actions, states)["reward"], expected["reward"])
+    finally:
+        oracle.close()
+
+
+# A point task whose goal is drawn at reset and is not in the snapshot (as
+# reacher's target): the pool's copies are right only if they were reset with
+# the oracle's seed.  A module on sys.path, so the workers can import it too.
+GOAL_TASK = textwrap.dedent('''
+    import numpy as np
+    from wm_core.tasks.toy import PointEnv, PointTask
+
+    class GoalEnv(PointEnv):
+        def _reset_simulator(self, seed):
+            super()._reset_simulator(seed)
+            self.goal = float(self.np_random.uniform(-1.0, 1.0))
+
+    class GoalTask(PointTask):
+        def create_env(self):
+            return GoalEnv(**self.kwargs)
+''')
+
+
+@pytest.fixture
+def goal_task(tmp_path, monkeypatch):
+    (tmp_path / "wm_oracle_goal_task.py").write_text(GOAL_TASK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield importlib.import_module("wm_oracle_goal_task").GoalTask(length=30, size=16)
+    sys.modules.pop("wm_oracle_goal_task", None)
+
+
+def test_the_rollout_workers_are_reset_with_the_oracles_seed(goal_task):
+    oracle = OracleWorldModel(goal_task, rollout_workers=2)
+    try:
+        actions = bounded_actions(goal_task, (3, 4, 5), seed=13)
+        for seed in (5, 6):  # a second episode: the workers follow the new seed
+            state = oracle.reset(seed=seed)
+            states = [state, state, state]
+            together = oracle.predict_batch(actions, states)
+            np.testing.assert_array_equal(
+                together["reward"], one_by_one(oracle, actions, states)["reward"]
+            )
+    finally:
+        oracle.close()
+
+
+class TestOracleContractWithRolloutWorkers(WorldModelContract):
+    @pytest.fixture
+    def task(self):
+        return tasks.PointTask(length=30, size=16)
+
+    @pytest.fixture
+    def world_model(self, task):
+        oracle = OracleWorldModel(task, render=True, rollout_workers=2)
+        yield oracle
+        oracle.close()
