@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/learning_curves.py [--tasks balance swingup]
         [--seeds 0 1 2] [--iterations N] [--oracle_episodes 1] [--output runs/learning]
+        [--param 'GIN BINDING' ...] [--label NAME]
 
 Not part of CI: a full run is hours on 2 cores.  For each task and seed it
 runs (or resumes) ``wm-run`` on ``configs/planet_cem_cartpole_<task>_cpu.gin``
@@ -16,6 +17,11 @@ then reads each run's ``metrics.jsonl``.  Lines:
   ``configs/oracle_cem_cartpole_<task>_cpu.gin``);
 * **published**: PlaNet's published scores where they exist (cartpole
   swing-up only; see ``PUBLISHED``).
+
+``--param`` adds gin bindings to the PlaNet runs (a variant of the config,
+e.g. another learning rate); ``--label`` names the variant: its runs go to
+``<output>/<task>/<label>_seed<k>`` and its rows carry the label as their
+line, so variants share one CSV and plot.
 
 Writes ``<output>/learning_curves.csv`` and, with matplotlib installed
 (``pip install 'wm-core[bench]'``), ``<output>/learning_curves.png``.  The
@@ -57,14 +63,14 @@ def wm_run(config: str, output_dir: str, seed: int, params: list[str]) -> None:
     subprocess.run(command, check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
 
 
-def planet_rows(task: str, seed: int, output_dir: str) -> list[dict]:
+def planet_rows(task: str, seed: int, output_dir: str, label: str = "planet") -> list[dict]:
     rows = []
     for row in read_metrics(output_dir):
         if row["phase"] == "train" and "model_step" not in row:  # the random seed episodes
             rows.append(dict(line="random", env_steps=0, score=row["score"]))
         elif row["phase"] == "eval":
             rows.append(dict(
-                line="planet", env_steps=row["env_steps"] * ACTION_REPEAT, score=row["score"],
+                line=label, env_steps=row["env_steps"] * ACTION_REPEAT, score=row["score"],
                 rank_correlation=row.get("planning_quality/rank_correlation"),
                 normalized_regret=row.get("planning_quality/normalized_regret"),
             ))
@@ -75,6 +81,27 @@ def oracle_rows(task: str, seed: int, output_dir: str) -> list[dict]:
     rows = [row for row in read_metrics(output_dir) if row["phase"] == "eval"]
     return [dict(task=task, seed=seed, line="oracle", env_steps=0, score=row["score"])
             for row in rows]
+
+
+def gather(output: str) -> list[dict]:
+    """Rows of every run under ``output`` (``<task>/<label>_seed<k>``), so variants
+    and earlier invocations share one table; the published points last."""
+    rows = []
+    for task in sorted(os.listdir(output)):
+        if not os.path.isdir(os.path.join(output, task)):
+            continue
+        for run in sorted(os.listdir(os.path.join(output, task))):
+            label, _, seed = run.rpartition("_seed")
+            run_dir = os.path.join(output, task, run)
+            if not (label and seed.isdigit() and os.path.isdir(run_dir)):
+                continue
+            if label == "oracle":
+                rows += oracle_rows(task, int(seed), run_dir)
+            else:
+                rows += planet_rows(task, int(seed), run_dir, label)
+        rows += [dict(task=task, seed="", line="published", env_steps=steps, score=score, note=note)
+                 for steps, score, note in PUBLISHED.get(task, [])]
+    return rows
 
 
 def plot(rows: list[dict], path: str) -> bool:
@@ -90,14 +117,15 @@ def plot(rows: list[dict], path: str) -> bool:
     figure, axes = pyplot.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for axis, task in zip(axes[0], tasks):
         mine = [row for row in rows if row["task"] == task]
-        for seed in sorted({row["seed"] for row in mine if row["line"] == "planet"}):
-            curve = [row for row in mine if row["line"] == "planet" and row["seed"] == seed]
+        curves = sorted({(row["line"], row["seed"]) for row in mine if "rank_correlation" in row})
+        for label, seed in curves:
+            curve = [row for row in mine if (row["line"], row["seed"]) == (label, seed)]
             axis.plot([r["env_steps"] for r in curve], [r["score"] for r in curve], "o-",
-                      label=f"PlaNet + CEM, seed {seed}")
-        for line, style in (("random", "k--"), ("oracle", "g--")):
+                      label=f"{label} + CEM, seed {seed}")
+        for line, colour in (("random", "k"), ("oracle", "g")):
             scores = [row["score"] for row in mine if row["line"] == line]
             if scores:
-                axis.axhline(sum(scores) / len(scores), color=style[0], linestyle="--",
+                axis.axhline(sum(scores) / len(scores), color=colour, linestyle="--",
                              label=f"{line} (mean of {len(scores)})")
         for steps, score, _ in PUBLISHED.get(task, []):
             axis.plot([steps], [score], "r*", markersize=12)
@@ -115,27 +143,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--iterations", type=int, help="override num_iterations")
     parser.add_argument("--oracle_episodes", type=int, default=1)
     parser.add_argument("--planning_quality_states", type=int, default=20)
+    parser.add_argument("--param", action="append", default=[], help="a gin binding for the PlaNet runs")
+    parser.add_argument("--label", default="planet", help="the variant's name (run folders, CSV lines)")
     parser.add_argument("--output", default=os.path.join(ROOT, "runs", "learning"))
     args = parser.parse_args(argv)
-    rows = []
+    if args.label in ("oracle", "random", "published") or "_seed" in args.label:
+        parser.error(f"--label {args.label!r} is taken: pick another name")
     for task in args.tasks:
         for seed in args.seeds:
-            run_dir = os.path.join(args.output, task, f"planet_seed{seed}")
             params = [f"wm.train_eval_loop.planning_quality_states = {args.planning_quality_states}"]
             if args.iterations:
                 params.append(f"wm.train_eval_loop.num_iterations = {args.iterations}")
-            wm_run(os.path.join(ROOT, "configs", f"planet_cem_cartpole_{task}_cpu.gin"), run_dir,
-                   seed, params)
-            rows += planet_rows(task, seed, run_dir)
+            wm_run(os.path.join(ROOT, "configs", f"planet_cem_cartpole_{task}_cpu.gin"),
+                   os.path.join(args.output, task, f"{args.label}_seed{seed}"), seed,
+                   params + args.param)
             if args.oracle_episodes:
-                oracle_dir = os.path.join(args.output, task, f"oracle_seed{seed}")
                 wm_run(os.path.join(ROOT, "configs", f"oracle_cem_cartpole_{task}_cpu.gin"),
-                       oracle_dir, seed,
+                       os.path.join(args.output, task, f"oracle_seed{seed}"), seed,
                        [f"wm.train_eval_loop.num_eval_episodes = {args.oracle_episodes}"])
-                rows += oracle_rows(task, seed, oracle_dir)
-        rows += [dict(task=task, seed="", line="published", env_steps=steps, score=score, note=note)
-                 for steps, score, note in PUBLISHED.get(task, [])]
-    os.makedirs(args.output, exist_ok=True)
+    rows = gather(args.output)
     csv_path = os.path.join(args.output, "learning_curves.csv")
     with open(csv_path, "w", newline="") as file:
         writer = csv.DictWriter(file, COLUMNS)

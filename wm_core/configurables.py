@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gin
 
-from wm_core.contracts import ObserveFn, PredictFn, ResetFn, TrainFn, WorldModel
+from wm_core.contracts import ObserveFn, PredictBatchFn, PredictFn, ResetFn, TrainFn, WorldModel
 
 __all__ = ["reset_fn", "observe_fn", "predict_fn", "train_fn"]
 
@@ -32,6 +32,11 @@ def observe_fn(model: WorldModel) -> ObserveFn:
 @gin.configurable(module="wm")
 def predict_fn(model: WorldModel) -> PredictFn:
     return model.predict_fn
+
+
+@gin.configurable(module="wm")
+def predict_batch_fn(model: WorldModel) -> PredictBatchFn:
+    return model.predict_batch_fn
 
 
 @gin.configurable(module="wm")

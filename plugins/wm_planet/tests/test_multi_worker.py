@@ -156,7 +156,9 @@ def test_a_restart_resumes_every_worker_from_the_chiefs_checkpoint(runs):
     assert [m["step"] for m in worker["phases"][1]] == [m["step"] for m in chief["phases"][1]]
     for a, b in zip(chief["weights2"], worker["weights2"]):
         np.testing.assert_array_equal(a, b)
-    assert_close(single["weights2"], chief["weights2"])
+    # Twice the Adam steps of weights1: the all-reduce's summation order differs from one
+    # process's, and Adam's normalised steps grow those rounding differences (2.2e-5 seen).
+    assert_close(single["weights2"], chief["weights2"], tolerance=1e-4)
 
 
 @pytest.mark.slow
