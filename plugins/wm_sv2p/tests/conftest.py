@@ -46,12 +46,12 @@ def moving_square_episode(rng: np.random.Generator, steps: int, size: int = SIZE
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # stateless: module-scoped fixtures may share it
 def square_task() -> SquareTask:
     return SquareTask()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a pure function of its arguments
 def square_episodes():
     def make(count: int, steps: int = 12, seed: int = 0) -> list[dict]:
         rng = np.random.default_rng(seed)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -184,22 +186,38 @@ def test_loss_falls_on_moving_squares(square_task, square_episodes, tmp_path):
     assert {"loss", "reconstruction", "reward_loss", "kl", "kl_weight"} <= set(steps[0][1])
 
 
-def test_reward_decoder_is_standardised_once_from_the_data(square_task, square_episodes, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, square_task, square_episodes) -> SimpleNamespace:
+    """One tiny model trained 3 steps (batch 4) on 8 moving-square episodes,
+    shared by the standardisation, restore and divergence tests below (each
+    training graph costs seconds to build).  ``waiting`` was built on the same
+    ``model_dir`` before any checkpoint; ``train_fn`` trained ``model``."""
+    root = tmp_path_factory.mktemp("trained")
     episodes = square_episodes(8)
-    npz.save_dictionaries(episodes, str(tmp_path / "episodes"))
-    model = tiny_square_model(square_task, tmp_path / "model")
-    create_train_fn(model, train_steps=1, batch=4)(str(tmp_path / "episodes"))
-    rewards = np.concatenate([episode["reward"][1:] for episode in episodes])
-    decoder = model.network.reward_decoder
+    npz.save_dictionaries(episodes, str(root / "episodes"))
+    waiting = tiny_square_model(square_task, root / "model")
+    model = tiny_square_model(square_task, root / "model")
+    train_fn = create_train_fn(model, train_steps=3, batch=4)
+    train_fn(str(root / "episodes"))
+    return SimpleNamespace(model=model, waiting=waiting, train_fn=train_fn, episodes=episodes,
+                           model_dir=root / "model")
+
+
+def test_reward_decoder_is_standardised_once_from_the_data(square_task, trained, tmp_path):
+    rewards = np.concatenate([episode["reward"][1:] for episode in trained.episodes])
+    decoder = trained.model.network.reward_decoder
     # From >= 1024 sampled chunk rows (rows near episode ends are sampled less).
     assert float(decoder.offset.numpy()) == pytest.approx(rewards.mean(), abs=0.1 * float(rewards.std()))
     assert float(decoder.scale.numpy()) == pytest.approx(rewards.std(), rel=0.1)
 
-    for episode in episodes:  # data with other rewards does not re-standardise a trained model
-        episode["reward"] += 10.0
-    npz.save_dictionaries(episodes, str(tmp_path / "shifted"))
+    # Data with other rewards does not re-standardise a trained model (resumed
+    # from a copy of its checkpoints: the other tests read the original).
+    shifted = [dict(episode, reward=episode["reward"] + 10.0) for episode in trained.episodes]
+    npz.save_dictionaries(shifted, str(tmp_path / "shifted"))
+    shutil.copytree(trained.model_dir, tmp_path / "model")
     resumed = tiny_square_model(square_task, tmp_path / "model")
     create_train_fn(resumed, train_steps=1, batch=4)(str(tmp_path / "shifted"))
+    assert int(resumed.step.numpy()) == 4
     assert float(resumed.network.reward_decoder.offset.numpy()) == float(decoder.offset.numpy())
     assert float(resumed.network.reward_decoder.scale.numpy()) == float(decoder.scale.numpy())
 
@@ -216,41 +234,35 @@ def test_reward_gradients_stop_at_the_frames(square_task, tmp_path):
         assert (gradient is not None) == (id(variable) in decoder), variable.name
 
 
-def test_restored_model_predicts_identically(square_task, square_episodes, tmp_path):
-    episodes = square_episodes(4)
-    npz.save_dictionaries(episodes, str(tmp_path / "episodes"))
-    trained = tiny_square_model(square_task, tmp_path / "model")
-    waiting = tiny_square_model(square_task, tmp_path / "model")  # built before any checkpoint
-    create_train_fn(trained, train_steps=3, batch=2)(str(tmp_path / "episodes"))
+def test_restored_model_predicts_identically(square_task, trained):
+    episode = trained.episodes[0]
     actions = np.random.default_rng(3).uniform(-1, 1, (3, 4, 2)).astype(np.float32)
-    expected = trained.predict(actions, observed_state(trained, episodes[0], 2), return_frames=True)
+    expected = trained.model.predict(actions, observed_state(trained.model, episode, 2), return_frames=True)
 
-    fresh = tiny_square_model(square_task, tmp_path / "model")  # restores on construction
+    fresh = tiny_square_model(square_task, trained.model_dir)  # restores on construction
     assert int(fresh.step.numpy()) == 3
-    restored = fresh.predict(actions, observed_state(fresh, episodes[0], 2), return_frames=True)
-    picked_up = waiting.predict(actions, observed_state(waiting, episodes[0], 2), return_frames=True)
+    restored = fresh.predict(actions, observed_state(fresh, episode, 2), return_frames=True)
+    waiting = trained.waiting
+    picked_up = waiting.predict(actions, observed_state(waiting, episode, 2), return_frames=True)
     for predictions in (restored, picked_up):  # the latter restored in observe
         np.testing.assert_array_equal(predictions["reward"], expected["reward"])
         np.testing.assert_array_equal(predictions["image"], expected["image"])
 
 
-def test_nan_loss_raises_and_keeps_the_good_checkpoint(square_task, square_episodes, tmp_path):
-    good, bad = square_episodes(2), square_episodes(2, seed=1)
+def test_nan_loss_raises_and_keeps_the_good_checkpoint(trained, square_episodes, tmp_path):
+    """Runs after the other users of ``trained``: its weights must come back."""
+    bad = square_episodes(2, seed=1)
     for episode in bad:
         episode["reward"][:] = np.nan
-    npz.save_dictionaries(good, str(tmp_path / "good"))
     npz.save_dictionaries(bad, str(tmp_path / "bad"))
-    model = tiny_square_model(square_task, tmp_path / "model")
-    train_fn = create_train_fn(model, train_steps=2, batch=2)
-    train_fn(str(tmp_path / "good"))
-    checkpoint = tf.train.latest_checkpoint(str(tmp_path / "model"))
+    checkpoint = tf.train.latest_checkpoint(str(trained.model_dir))
     actions = np.zeros((2, 3, 2), np.float32)
-    state = observed_state(model, good[0], 2)
-    before = model.predict(actions, state)["reward"]
-    with pytest.raises(TrainingDivergedError, match="SV2P training diverged at step 3"):
-        train_fn(str(tmp_path / "bad"))
-    assert tf.train.latest_checkpoint(str(tmp_path / "model")) == checkpoint
-    np.testing.assert_array_equal(model.predict(actions, state)["reward"], before)
+    state = observed_state(trained.model, trained.episodes[0], 2)
+    before = trained.model.predict(actions, state)["reward"]
+    with pytest.raises(TrainingDivergedError, match="SV2P training diverged at step 4"):
+        trained.train_fn(str(tmp_path / "bad"))
+    assert tf.train.latest_checkpoint(str(trained.model_dir)) == checkpoint
+    np.testing.assert_array_equal(trained.model.predict(actions, state)["reward"], before)
 
 
 def test_one_device_strategy_matches_the_default(square_task, square_episodes, tmp_path):

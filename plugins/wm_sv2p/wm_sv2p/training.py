@@ -173,6 +173,9 @@ class Trainer:
         self.seed = seed
         with strategy.scope():
             self.optimizer = tf_keras.optimizers.Adam(learning_rate, epsilon=adam_epsilon)
+            # Slots now, not inside the first compiled step: a tf.function that
+            # creates variables is traced twice (as PlaNet's trainer does).
+            self.optimizer.build(network.trainable_variables)
         self.checkpoints = TrainingCheckpoints(
             tf.train.Checkpoint(network=network, optimizer=self.optimizer, step=step),
             model_dir, network.trainable_variables, self.name, checkpoints_to_keep, strategy,
