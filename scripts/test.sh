@@ -6,4 +6,7 @@ bash scripts/setup.sh
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 # Two workers, a test file per worker at a time: most tests wait on process start-up,
 # TensorFlow tracing or tiny single-threaded models, so two cores run two files at once.
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
+# Files go out in collection order (pyproject's testpaths: the plugins' few long files
+# first), not xdist's default of the files with the most tests first, which left the
+# longest single-test files for last and one worker idle at the end.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"

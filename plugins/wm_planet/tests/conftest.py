@@ -31,7 +31,7 @@ def tiny_sizes() -> dict[str, int]:
     return dict(TINY)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a stateless factory: module-scoped fixtures may use it
 def tiny_model():
     """``tiny_model(task, **overrides)``: a :data:`TINY` RecurrentStateSpaceModel."""
     from wm_planet.model import RecurrentStateSpaceModel
@@ -42,7 +42,7 @@ def tiny_model():
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a pure function of its arguments
 def point_episodes():
     """``point_episodes(task, count, seed=0)``: random-action toy episodes."""
     return _point_episodes
