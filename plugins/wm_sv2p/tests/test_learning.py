@@ -1,6 +1,6 @@
 """SV2P + CEM learns to act from pixels: at least half the random-to-oracle gap closed.
 
-On :func:`wm_core.learning.learnable_point_task` drawn on 32 x 32 frames
+On :func:`wm_core.learning.learnable_point_task` drawn on 16 x 16 frames
 (SV2P predicts every pixel of every proposal, so planning costs it far more
 than PlaNet, which plans in its latent space) the agent sees frames only.
 ``train_eval_loop`` collects 5 random seed episodes, then 4 iterations of
@@ -8,7 +8,11 @@ one noisy CEM episode and 50 training updates (the deterministic phase of
 SV2P's schedule: no latent, as SV2P trains first); the trained agent then
 plays 5 held-out start states, as do the oracle with the same CEM and the
 random planner (:func:`wm_core.learning.score_against_references`).  One
-seed: a seed costs minutes on 2 cores.
+seed, ~1 minute on 2 cores (seeds 0, 1, 2 closed 80, 77, 96 % of the gap;
+32 x 32 frames cost 2.5x the time for the same result).  Training on rewards
+one row early (a misaligned reward target) still closed 74 % on seed 0: on
+this task a reward read one step late misleads a 5-step plan little, so this
+test is about learning; alignment is PlaNet's learning test's job.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ def make_cem(task, model, seed: int) -> CEM:
 @pytest.mark.slow
 def test_sv2p_cem_closes_half_the_gap_to_the_oracle(tmp_path, seed=0):
     seed_global_generators(seed)
-    task = learnable_point_task(size=32)
+    task = learnable_point_task(size=16)
     model = sv2p.SV2P(
-        task=task, input_length=2, output_length=3, frame_size=(32, 32, 3),
+        task=task, input_length=2, output_length=3, frame_size=(16, 16, 3),
         model_dir=str(tmp_path / "model"), num_masks=4, base_channels=8, lstm_kernel=3,
         cdna_kernel=3,
     )
