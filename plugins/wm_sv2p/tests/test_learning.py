@@ -8,11 +8,12 @@ one noisy CEM episode and 50 training updates (the deterministic phase of
 SV2P's schedule: no latent, as SV2P trains first); the trained agent then
 plays 5 held-out start states, as do the oracle with the same CEM and the
 random planner (:func:`wm_core.learning.score_against_references`).  One
-seed, ~1 minute on 2 cores (seeds 0, 1, 2 closed 80, 77, 96 % of the gap;
-32 x 32 frames cost 2.5x the time for the same result).  Training on rewards
+seed, ~1 minute alone on 2 cores (seeds 0, 1, 2 closed 80, 77, 96 % of the gap;
+32 x 32 frames took 2.7 min in the full suite).  Training on rewards
 one row early (a misaligned reward target) still closed 74 % on seed 0: on
 this task a reward read one step late misleads a 5-step plan little, so this
-test is about learning; alignment is PlaNet's learning test's job.
+test is about learning; the reward alignment is caught by test_sv2p.py (the
+moving-squares reward error fails with the target one row early).
 """
 
 from __future__ import annotations
