@@ -6,17 +6,18 @@ render), for
 
 * **random**: the random planner — the loop is render-bound;
 * **oracle + CEM**: CEM 50 proposals × 3 iterations, horizon 5, over the
-  ground-truth :class:`~wm_core.oracle.OracleWorldModel` as the shipped
-  configs give it (``configs/base/oracle_cem.gin``: ``rollout_workers`` left
-  at 0, and CEM given only ``predict_fn``, so its batched form is
+  ground-truth :class:`~wm_core.oracle.OracleWorldModel` with
+  ``rollout_workers`` left at 0 (the default of ``configs/base/oracle_cem.gin``)
+  and CEM given only ``predict_fn`` (its batched form is
   ``batched(predict_fn)``): every slot's rollouts run in the oracle's one
   simulator worker, so planning for ``n`` environments runs one slot after
   the other;
 * **oracle + CEM, parallel rollouts**: the same CEM over an oracle with
   ``rollout_workers=n`` and given its ``predict_batch_fn``
   (``OracleWorldModel.predict_batch``), which rolls the slots' proposals out
-  in a pool of ``n`` simulator workers at once, to show what planning in
-  parallel buys (``n = 1``: no pool, the planner is not batched);
+  in a pool of ``n`` simulator workers at once (what
+  ``configs/base/oracle_cem.gin`` does with ``rollout_workers = num_envs``),
+  to show what planning in parallel buys (``n = 1``: no pool);
 * optionally (``--planet``) a tiny untrained PlaNet + CEM (TensorFlow on the
   CPU; 8-by-16 sizes), its batched predict one TensorFlow call for all slots.
 
