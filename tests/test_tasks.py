@@ -260,3 +260,15 @@ def test_gl_backend_falls_back_to_osmesa(monkeypatch):
 def test_a_user_chosen_gl_backend_is_kept(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "glfw")
     assert rendering.configure_mujoco_gl() == "glfw"
+
+
+@pytest.mark.parametrize("workers, threads", [(1, "8"), (2, "4"), (4, "2"), (5, "0"), (16, "0")])
+def test_render_threads_share_the_cores_among_the_workers(monkeypatch, workers, threads):
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(rendering.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert rendering.render_threads(workers) == {"LP_NUM_THREADS": threads}  # 0: render inline
+
+
+def test_render_threads_keep_the_users_setting(monkeypatch):
+    monkeypatch.setenv("LP_NUM_THREADS", "3")
+    assert rendering.render_threads(4) == {}

@@ -178,6 +178,26 @@ def test_dead_worker_is_reported_and_replaced_at_the_next_reset():
         vector.step(action)
 
 
+def _environment_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as file:
+        pairs = [entry.decode().split("=", 1) for entry in file.read().split(b"\0") if b"=" in entry]
+    return dict(pairs)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads worker environments from /proc")
+def test_workers_split_the_cores_for_mesa_render_threads_restarted_ones_too(monkeypatch):
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))  # 4 cores, 2 workers
+    with VectorEnv(PointTask(length=5, size=8), 2) as vector:
+        vector.reset(seed=[0, 1])
+        vector.envs[1]._process.kill()
+        vector.step([np.zeros(1, np.float32)] * 2)
+        vector.reset(seed=[None, 1], options={"reset_mask": np.array([False, True])})
+        assert vector.restarts == 1
+        assert [_environment_of(env.pid).get("LP_NUM_THREADS") for env in vector.envs] == ["2", "2"]
+    assert "LP_NUM_THREADS" not in os.environ  # the parent's own environment is untouched
+
+
 def test_a_hung_worker_is_killed_after_the_timeout(fault_tasks, tmp_path):
     task = task_with(fault_tasks, tmp_path, {(1, 2): ("hang", False)})
     vector = VectorEnv(task, 2, timeout=2.0)

@@ -27,12 +27,13 @@ so a ground-truth model plans without a round trip per step.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import traceback
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import gymnasium
 import numpy as np
@@ -113,22 +114,32 @@ class ProcessEnv(gymnasium.Env):
     :param timeout: seconds to wait for any answer of the worker (its start
         included); ``None`` waits for ever.  A worker that does not answer in
         time is killed and :class:`WorkerTimeoutError` raised.
+    :param environment: variables added to the worker's environment (e.g.
+        :func:`wm_core.tasks.rendering.render_threads`).
     """
 
-    def __init__(self, factory: Callable[[], Any], timeout: float | None = None):
-        self._launch(factory, timeout)
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        timeout: float | None = None,
+        environment: Mapping[str, str] | None = None,
+    ):
+        self._launch(factory, timeout, environment)
         self._finish_start()
 
     @classmethod
     def start_many(
-        cls, factories: Sequence[Callable[[], Any]], timeout: float | None = None
+        cls,
+        factories: Sequence[Callable[[], Any]],
+        timeout: float | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> list[ProcessEnv]:
         """One worker per factory, started together (their imports overlap)."""
         envs = []
         try:
             for factory in factories:
                 env = cls.__new__(cls)
-                env._launch(factory, timeout)
+                env._launch(factory, timeout, environment)
                 envs.append(env)
             for env in envs:
                 env._finish_start()
@@ -138,7 +149,9 @@ class ProcessEnv(gymnasium.Env):
             raise
         return envs
 
-    def _launch(self, factory: Callable[[], Any], timeout: float | None) -> None:
+    def _launch(
+        self, factory: Callable[[], Any], timeout: float | None, environment: Mapping[str, str] | None
+    ) -> None:
         self.timeout = timeout
         self._pending: str | None = None
         ours, theirs = socket.socketpair()
@@ -146,6 +159,7 @@ class ProcessEnv(gymnasium.Env):
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "wm_core.tasks.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
+                env={**os.environ, **environment} if environment else None,
             )
         self._connection = Connection(ours.detach())
         self._closed = False

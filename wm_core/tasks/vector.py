@@ -20,7 +20,9 @@ options={"reset_mask": ...})``, rewards / terminations / truncations as
   which re-imports the parent's ``__main__`` (and TensorFlow with it), and
   each builds the task's environment *locally* (a task that already renders
   in a worker, ``DeepMindControl(in_worker=True)``, is not nested in a
-  second one).  The task must be picklable.
+  second one).  The task must be picklable.  The workers render side by
+  side, so each gets its share of the cores for Mesa's render threads
+  (:func:`~wm_core.tasks.rendering.render_threads`).
 * **A dead worker is not fatal.**  If a worker dies during a call its slot
   reports ``infos["failed"]`` ``True`` (its observation is meaningless) and
   needs a reset; the next reset of that slot starts a fresh worker.  The
@@ -50,6 +52,7 @@ import gin
 import numpy as np
 
 from wm_core.tasks.process import ProcessEnv, WorkerDiedError, WorkerError, WorkerTimeoutError
+from wm_core.tasks.rendering import render_threads
 
 __all__ = ["Answer", "VectorEnv", "worker_factory"]
 
@@ -122,8 +125,10 @@ class VectorEnv:
                 f"task {task!r} cannot be sent to an environment worker process (each of "
                 f"num_envs > 1 environments runs in one): {error!r}"
             ) from error
+        # The workers render side by side: Mesa's threads sized for that.
+        self._environment = render_threads(self.num_envs)
         self.envs: list[ProcessEnv] = ProcessEnv.start_many(
-            [self._factory] * self.num_envs, timeout
+            [self._factory] * self.num_envs, timeout, self._environment
         )
         first = self.envs[0]
         self.single_action_space = first.action_space
@@ -260,7 +265,7 @@ class VectorEnv:
 
     def _restart(self, slot: int) -> None:
         self.envs[slot].kill()
-        self.envs[slot] = ProcessEnv(self._factory, self.timeout)
+        self.envs[slot] = ProcessEnv(self._factory, self.timeout, self._environment)
         self._dead[slot] = False
         self.restarts += 1
 
