@@ -295,7 +295,10 @@ def check_planner(
     slot nor on the other slots) — checked when ``deterministic`` is
     ``True``, or, with ``None``, when a second unbatched run repeats the
     first (a seeded planner over a model with deterministic predictions);
-    ``False`` skips the comparison.
+    ``False`` skips the comparison.  ``None`` guesses from one repeat: an
+    unseeded planner whose randomness seldom changes an action (small noise
+    on a discrete action) can repeat by chance and then fail the comparison;
+    seed it, or pass ``False``.
     """
     from wm_core.planners import batch_planner, slot_copies
 
