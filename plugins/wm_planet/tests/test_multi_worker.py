@@ -107,7 +107,7 @@ def _run_all(root, sizes: dict, point_episodes) -> dict:
     }
 
 
-def assert_close(single: list[np.ndarray], other: list[np.ndarray], tolerance: float = 1e-5) -> None:
+def assert_close(single: list[np.ndarray], other: list[np.ndarray], tolerance: float) -> None:
     assert len(single) == len(other)
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(single, other))
     assert worst < tolerance, worst
@@ -119,7 +119,10 @@ def test_two_workers_train_identically_and_like_one_process_on_the_global_batch(
     assert single["replicas"] == 1 and chief["replicas"] == worker["replicas"] == 2
     for a, b in zip(chief["weights1"], worker["weights1"]):
         np.testing.assert_array_equal(a, b)  # the same all-reduced update on the same weights
-    assert_close(single["weights1"], chief["weights1"])
+    # Adam divides by sqrt(v) + 1e-4: on weights whose gradient is near zero the
+    # all-reduce's rounding becomes a visible share of a step (<= 1e-3 here):
+    # 2.2e-5 seen after 3 steps; training on other data moves weights ~1e-3.
+    assert_close(single["weights1"], chief["weights1"], tolerance=1e-4)
     assert single["weights1"][0].shape == chief["weights1"][0].shape
     assert not all(
         np.array_equal(a, b) for a, b in zip(single["weights1"], np.load(runs["root"] / "initial.npz").values())
@@ -127,7 +130,7 @@ def test_two_workers_train_identically_and_like_one_process_on_the_global_batch(
     # The gradient norm is dominated by the decoder's output bias, a sum over
     # every pixel of the batch (98304 terms); summed per replica then across
     # replicas it differs from one sum by ~1e-4 relative (measured without
-    # any strategy: 3474.51 against 3474.72), the weights after Adam by < 1e-5.
+    # any strategy: 3474.51 against 3474.72).
     relative = {"grad_norm": 1e-3}
     assert len(single["phases"][0]) == len(chief["phases"][0]) == STEPS
     for one, distributed in zip(single["phases"][0], chief["phases"][0]):
