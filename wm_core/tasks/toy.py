@@ -61,8 +61,15 @@ class PointEnv(TaskEnv):
 
     def _simulate(self, action: Any) -> tuple[float, bool]:
         move = float(action) - 1.0 if self.discrete else float(np.asarray(action).item())
-        self.position = float(np.clip(self.position + self.speed * move, -1.0, 1.0))
-        return 1.0 - abs(self.position - self.goal), False
+        self.position = float(self._moved(self.position, move))
+        return float(self._reward(self.position)), False
+
+    def _moved(self, position: Any, move: Any) -> Any:
+        """The position after a move: a float, or float64 arrays element-wise (the same bits)."""
+        return np.clip(position + self.speed * move, -1.0, 1.0)
+
+    def _reward(self, position: Any) -> Any:
+        return 1.0 - abs(position - self.goal)
 
     def _render(self) -> np.ndarray:
         image = np.zeros((self.size, self.size, 3), np.uint8)
@@ -82,9 +89,10 @@ class PointEnv(TaskEnv):
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`TaskEnv.rollout`, all proposals at once in NumPy (no rendering).
 
-        The same float64 operations as :meth:`_simulate`, element-wise, so the
-        rewards are bitwise those of the step-by-step rollout; an oracle
-        planning on this task spent most of its time in that Python loop.
+        The same float64 operations as :meth:`_simulate` (``_moved``,
+        ``_reward``), element-wise, so the rewards are bitwise those of the
+        step-by-step rollout; an oracle planning on this task spent most of
+        its time in that Python loop.
         """
         actions = np.asarray(actions)
         proposals, horizon = actions.shape[:2]
@@ -97,8 +105,8 @@ class PointEnv(TaskEnv):
         position = np.full(proposals, self.position, np.float64)
         rewards = np.zeros((proposals, horizon), np.float32)
         for step in range(horizon):  # no termination; every proposal ends at the time limit
-            position = np.clip(position + self.speed * moves[:, step], -1.0, 1.0)
-            rewards[:, step] = 1.0 - np.abs(position - self.goal)
+            position = self._moved(position, moves[:, step])
+            rewards[:, step] = self._reward(position)
             self._steps += 1
             if self.time_is_up():
                 break
