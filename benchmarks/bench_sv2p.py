@@ -26,6 +26,11 @@ negligible next to that).  The training step is
 chunks of 12 rows (2 context + 10 predicted; no data loading, no
 checkpoint).
 
+Beside PlaNet (full run only): PlaNet at its published sizes is timed in
+the same process (``bench_planet``'s model and batch): one ``predict_fn``
+call per proposal count (its CEM iteration) and one 50 x 50 training step;
+SV2P's times are printed as ratios to those, per call and per training row.
+
 ``--quick``: a small network (``base_channels`` 8, 4 masks), 128 proposals,
 a measured ``wm_cem.CEM`` decision of 2 iterations and a batch of 8 chunks.
 """
@@ -50,6 +55,7 @@ from tensorflow.python.profiler import model_analyzer, option_builder  # noqa: E
 from wm_core.objectives import DiscountedReward  # noqa: E402
 from wm_sv2p import SV2P, KLSchedule, create_train_fn  # noqa: E402
 
+import bench_planet  # noqa: E402
 from processor import describe  # noqa: E402
 
 HORIZON, FRACTION = 12, 0.1
@@ -185,6 +191,7 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
     print(f"dense matmul 2048x2048: {peak_after / 1e9:.1f} GFLOP/s (after); using {peak / 1e9:.1f}")
     results = {key: report(name, seconds, flops, peak) for key, name, seconds, flops in measured}
     if not quick:
+        compare_to_planet(results, planet_reference(proposal_counts, repeats), batch)
         for proposals in proposal_counts:
             iteration = results[f"cem_iteration_{proposals}"]
             results[f"cem_decision_{proposals}"] = report(
@@ -192,6 +199,39 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
                 f"(EXTRAPOLATED: {iterations} x the measured iteration)",
                 iterations * iteration["seconds"], iterations * iteration["flops"], peak)
     return results
+
+
+def planet_reference(proposal_counts: tuple[int, ...], repeats: dict) -> dict[str, float]:
+    """Median seconds of PlaNet (published sizes) per ``cem_iteration_P`` and ``train_step``."""
+    from wm_planet.model import RecurrentStateSpaceModel
+    from wm_planet.training import Trainer
+
+    task = SimpleNamespace(action_space=gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32))
+    model = RecurrentStateSpaceModel(task=task)
+    rng = np.random.default_rng(1)
+    seconds = {}
+    with tempfile.TemporaryDirectory() as model_dir:
+        planner = bench_planet.cem_planner(model, model_dir)  # has observed one frame
+        for proposals in proposal_counts:
+            actions = random_actions(proposals, rng)
+            seconds[f"cem_iteration_{proposals}"] = median_seconds(
+                lambda: planner.predict_fn(actions, planner.state), max(3, repeats[proposals]))
+        trainer = Trainer(model, model_dir)
+        batch = bench_planet.training_batch(model)
+        seconds["train_step"] = median_seconds(lambda: trainer.train_step(batch), repeats["train"])
+    return seconds
+
+
+def compare_to_planet(results: dict[str, dict[str, float]], planet: dict[str, float], batch: int) -> None:
+    """Print SV2P's costs as multiples of PlaNet's, per call and per training row."""
+    for key, planet_seconds in planet.items():
+        ratio = results[key]["seconds"] / planet_seconds
+        line = f"SV2P / PlaNet, {key}: {results[key]['seconds']:.3f} s / {planet_seconds:.3f} s = {ratio:.1f}x"
+        if key == "train_step":
+            sv2p_rows, planet_rows = batch * (INPUT_LENGTH + OUTPUT_LENGTH), bench_planet.BATCH * bench_planet.DURATION
+            line += (f" per step; {ratio * planet_rows / sv2p_rows:.1f}x per training row "
+                     f"({sv2p_rows} rows against {planet_rows})")
+        print(line, flush=True)
 
 
 def report(name: str, seconds: float, flops: float, peak: float) -> dict[str, float]:
