@@ -128,7 +128,7 @@ def create_planet_observe_fn(
     frame_spec = tf.TensorSpec([None, *model.frame_size], tf.uint8)
     action_spec = tf.TensorSpec([None, model.action_dim], tf.float32)
 
-    @tf.function(input_signature=[frame_spec, action_spec, _state_signature(model)])
+    @tf.function(input_signature=[frame_spec, action_spec, _state_signature(model)], autograph=False)
     def posterior(frames, actions, state):
         states, _ = model.observe(frames[None], actions[None], state, noise)
         return {key: value[:, -1] for key, value in states.items()}
@@ -186,7 +186,8 @@ def _rollout(
         if horizon not in rollouts:
             action_spec = tf.TensorSpec([None, horizon, model.action_dim], tf.float32)
             rollouts[horizon] = tf.function(
-                rollout, input_signature=[action_spec, starts_spec], jit_compile=jit_compile
+                rollout, input_signature=[action_spec, starts_spec], jit_compile=jit_compile,
+                autograph=False,
             )
         return {key: value.numpy() for key, value in rollouts[horizon](actions, starts).items()}
 

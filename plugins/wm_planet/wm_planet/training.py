@@ -95,7 +95,7 @@ class Trainer:
             tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step_counter),
             model_dir, model.trainable_variables, self.name, checkpoints_to_keep, self.strategy,
         )
-        self._compiled_step = tf.function(self._distributed_step)
+        self._compiled_step = tf.function(self._distributed_step, autograph=False)
 
     @property
     def step(self) -> int:

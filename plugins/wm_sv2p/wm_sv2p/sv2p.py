@@ -131,6 +131,7 @@ class SV2P(WorldModel):
             return_frames: tf.function(
                 functools.partial(self._predict_batch, return_frames=return_frames),
                 input_signature=signature,
+                autograph=False,
             )
             for return_frames in (False, True)
         }

@@ -180,7 +180,7 @@ class Trainer:
             tf.train.Checkpoint(network=network, optimizer=self.optimizer, step=step),
             model_dir, network.trainable_variables, self.name, checkpoints_to_keep, strategy,
         )
-        self._distributed_step = tf.function(self._distributed_step_fn)
+        self._distributed_step = tf.function(self._distributed_step_fn, autograph=False)
 
     @property
     def step(self) -> int:
