@@ -26,10 +26,11 @@ negligible next to that).  The training step is
 chunks of 12 rows (2 context + 10 predicted; no data loading, no
 checkpoint).
 
-Beside PlaNet (full run only): PlaNet at its published sizes is timed in
-the same process (``bench_planet``'s model and batch): one ``predict_fn``
-call per proposal count (its CEM iteration) and one 50 x 50 training step;
-SV2P's times are printed as ratios to those, per call and per training row.
+Beside PlaNet: PlaNet at its published sizes is timed in the same process
+(``bench_planet``'s model and batch): one ``predict_fn`` call per proposal
+count (its CEM iteration) and one 50 x 50 training step; SV2P's times are
+printed as ratios to those, per call and per training row (with ``--quick``
+SV2P is the small network, so its ratios are too).
 
 ``--quick``: a small network (``base_channels`` 8, 4 masks), 128 proposals,
 a measured ``wm_cem.CEM`` decision of 2 iterations and a batch of 8 chunks.
@@ -178,7 +179,7 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
                              f"(measured, median of {repeats[128]})",
                              seconds, iterations * iteration_flops[128]))
 
-        trainer = create_train_fn(model, train_steps=1, batch=batch, kl_schedule=KLSchedule(0, 0, 0))
+        trainer = create_train_fn(model, train_steps=1, batch=batch, kl_schedule=KLSchedule(0, 0, 0)).learner
         chunks = training_batch(batch, rng)
         seconds = median_seconds(lambda: trainer.train_step(chunks), repeats["train"])
         rows = INPUT_LENGTH + OUTPUT_LENGTH
@@ -190,8 +191,8 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
     peak = max(peak_before, peak_after)
     print(f"dense matmul 2048x2048: {peak_after / 1e9:.1f} GFLOP/s (after); using {peak / 1e9:.1f}")
     results = {key: report(name, seconds, flops, peak) for key, name, seconds, flops in measured}
+    compare_to_planet(results, planet_reference(proposal_counts, repeats), batch)
     if not quick:
-        compare_to_planet(results, planet_reference(proposal_counts, repeats), batch)
         for proposals in proposal_counts:
             iteration = results[f"cem_iteration_{proposals}"]
             results[f"cem_decision_{proposals}"] = report(
