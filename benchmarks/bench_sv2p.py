@@ -191,7 +191,7 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
     peak = max(peak_before, peak_after)
     print(f"dense matmul 2048x2048: {peak_after / 1e9:.1f} GFLOP/s (after); using {peak / 1e9:.1f}")
     results = {key: report(name, seconds, flops, peak) for key, name, seconds, flops in measured}
-    compare_to_planet(results, planet_reference(proposal_counts, repeats), batch)
+    compare_to_planet(results, planet_reference(task, proposal_counts, repeats), batch)
     if not quick:
         for proposals in proposal_counts:
             iteration = results[f"cem_iteration_{proposals}"]
@@ -202,12 +202,11 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
     return results
 
 
-def planet_reference(proposal_counts: tuple[int, ...], repeats: dict) -> dict[str, float]:
+def planet_reference(task, proposal_counts: tuple[int, ...], repeats: dict) -> dict[str, float]:
     """Median seconds of PlaNet (published sizes) per ``cem_iteration_P`` and ``train_step``."""
     from wm_planet.model import RecurrentStateSpaceModel
     from wm_planet.training import Trainer
 
-    task = SimpleNamespace(action_space=gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32))
     model = RecurrentStateSpaceModel(task=task)
     rng = np.random.default_rng(1)
     seconds = {}
