@@ -50,6 +50,9 @@ import sys
 import time
 
 from processor import describe
+from wm_core.onednn import prefer_onednn
+
+prefer_onednn()  # wm's child processes inherit it, as from wm-run; the peer ignores it
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)

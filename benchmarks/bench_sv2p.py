@@ -46,7 +46,10 @@ import time
 from types import SimpleNamespace
 from typing import Callable
 
+from wm_core.onednn import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # as the plugins ask for when imported first (wm_core.onednn)
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402

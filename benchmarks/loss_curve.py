@@ -25,7 +25,10 @@ import os
 import tempfile
 import time
 
+from wm_core.onednn import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # as the plugins ask for when imported first (wm_core.onednn)
 
 import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402

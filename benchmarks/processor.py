@@ -7,10 +7,13 @@ which vector and matrix extensions its machine has::
 
     from processor import describe
     print(describe())
-    # processor: AMD EPYC, 2 cores; avx2 yes, avx512f no, avx512_bf16 no, amx no; load 1.9
+    # processor: AMD EPYC, 2 cores; avx2 yes, avx512f no, avx512_bf16 no, amx no;
+    #   TF_ENABLE_ONEDNN_OPTS=1; load 1.9
 
 (``benchmarks/`` is on ``sys.path`` when a benchmark runs as a script.)
-The load average is part of the line: another process on the machine slows
+So is ``TF_ENABLE_ONEDNN_OPTS`` (``wm_core.onednn``): TensorFlow's oneDNN
+kernels are twice as fast as its Eigen ones on AVX2-only processors, where
+TensorFlow leaves them off unless told.  The load average is part of the line: another process on the machine slows
 every figure, so medians and ratios measured in the same run are what count.
 """
 
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import os
 import platform
+
+from wm_core.onednn import VARIABLE
 
 __all__ = ["FLAGS", "flags", "describe"]
 
@@ -53,14 +58,16 @@ def flags() -> dict[str, bool]:
 
 
 def describe() -> str:
-    """One line: processor model, core count, each of :data:`FLAGS`, 1-minute load average."""
+    """One line: processor model, core count, each of :data:`FLAGS`, the oneDNN
+    switch, 1-minute load average."""
     model, _ = _cpuinfo()
     marks = ", ".join(f"{name} {'yes' if value else 'no'}" for name, value in flags().items())
     try:
         load = f"; load {os.getloadavg()[0]:.1f}"
     except OSError:
         load = ""
-    return f"processor: {model}, {os.cpu_count()} cores; {marks}{load}"
+    kernels = f"{VARIABLE}={os.environ.get(VARIABLE, 'unset')}"
+    return f"processor: {model}, {os.cpu_count()} cores; {marks}; {kernels}{load}"
 
 
 if __name__ == "__main__":

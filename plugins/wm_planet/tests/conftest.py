@@ -7,7 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from wm_core.onednn import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # test modules import TensorFlow before the plugin, so set it here
 
 from wm_core import npz, planners, simulate  # noqa: E402
 from wm_core.tasks.toy import PointTask  # noqa: E402

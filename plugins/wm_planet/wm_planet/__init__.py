@@ -18,4 +18,8 @@ Modules, one job each: :mod:`~wm_planet.preprocess` (5-bit images),
 
 from __future__ import annotations
 
+from wm_core.onednn import prefer_onednn
+
+prefer_onednn()  # before any module of this package imports TensorFlow
+
 __version__ = "0.1.0"

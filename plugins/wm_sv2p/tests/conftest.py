@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from wm_core.onednn import prefer_onednn
 
-import gymnasium as gym
-import numpy as np
-import pytest
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn()  # test modules import TensorFlow before the plugin, so set it here
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 SIZE = 16  # frame side of the synthetic episodes
 SQUARE = 4

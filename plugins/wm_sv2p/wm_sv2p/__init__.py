@@ -7,8 +7,12 @@ gin configurables live under the module name ``sv2p``.
 
 from __future__ import annotations
 
-from wm_sv2p.latent import KLSchedule
-from wm_sv2p.sv2p import (
+from wm_core.onednn import prefer_onednn
+
+prefer_onednn()  # before any module of this package imports TensorFlow
+
+from wm_sv2p.latent import KLSchedule  # noqa: E402
+from wm_sv2p.sv2p import (  # noqa: E402
     SV2P,
     create_observe_fn,
     create_predict_fn,

@@ -1,0 +1,37 @@
+"""TensorFlow's oneDNN CPU kernels, on unless the user chose: call before importing TensorFlow.
+
+TensorFlow's Linux x86 wheels run convolutions and matmuls with oneDNN by
+default only on processors with AVX512_VNNI, AVX512_BF16 or AMX; on the
+others (AVX2-only ones, e.g. many AMD EPYC cloud machines) they use Eigen's
+kernels, which run the small-channel convolutions of wm's pixel models about
+twice as slowly.  Measured on a 2-core AMD EPYC (avx2, no avx512f), Eigen ->
+oneDNN: PlaNet's published 50 x 50 training step 11.0 s -> 7.1 s, the
+learning test's encoder forward + backward 46 -> 24 ms and decoder 89 -> 50 ms
+(``docs/design.md``, "oneDNN on AVX2 processors").
+
+The switch is the environment variable ``TF_ENABLE_ONEDNN_OPTS``, read once,
+when TensorFlow is imported.  oneDNN's results equal Eigen's up to float
+rounding (another summation order), so a run that mixes processes with and
+without it is not bitwise reproducible: the variable is only set while
+TensorFlow is not yet imported, and child processes inherit it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["VARIABLE", "prefer_onednn"]
+
+VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def prefer_onednn() -> None:
+    """Set ``TF_ENABLE_ONEDNN_OPTS=1`` unless it is set or TensorFlow is already imported.
+
+    The TensorFlow plugins call this in their package ``__init__``, before
+    any of their modules imports TensorFlow.  Set the variable to ``0``
+    yourself to keep Eigen's kernels.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault(VARIABLE, "1")
