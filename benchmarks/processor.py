@@ -12,9 +12,10 @@ which vector and matrix extensions its machine has::
 
 (``benchmarks/`` is on ``sys.path`` when a benchmark runs as a script.)
 So is ``TF_ENABLE_ONEDNN_OPTS`` (``wm_core.onednn``): TensorFlow's oneDNN
-kernels are twice as fast as its Eigen ones on AVX2-only processors, where
-TensorFlow leaves them off unless told.  The load average is part of the line: another process on the machine slows
-every figure, so medians and ratios measured in the same run are what count.
+kernels train PlaNet ~1.5x faster than its Eigen ones on AVX2-only
+processors, where TensorFlow leaves them off unless told.  The load average
+is part of the line too: another process on the machine slows every figure,
+so medians and ratios measured in the same run are what count.
 """
 
 from __future__ import annotations
