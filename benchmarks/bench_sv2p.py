@@ -182,7 +182,9 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
                              f"(measured, median of {repeats[128]})",
                              seconds, iterations * iteration_flops[128]))
 
-        trainer = create_train_fn(model, train_steps=1, batch=batch, kl_schedule=KLSchedule(0, 0, 0)).learner
+        trainer = create_train_fn(
+            model, train_steps=1, batch=batch, kl_schedule=KLSchedule(0, 0, 0)
+        ).learner
         chunks = training_batch(batch, rng)
         seconds = median_seconds(lambda: trainer.train_step(chunks), repeats["train"])
         rows = INPUT_LENGTH + OUTPUT_LENGTH
@@ -225,13 +227,17 @@ def planet_reference(task, proposal_counts: tuple[int, ...], repeats: dict) -> d
     return seconds
 
 
-def compare_to_planet(results: dict[str, dict[str, float]], planet: dict[str, float], batch: int) -> None:
+def compare_to_planet(
+    results: dict[str, dict[str, float]], planet: dict[str, float], batch: int
+) -> None:
     """Print SV2P's costs as multiples of PlaNet's, per call and per training row."""
     for key, planet_seconds in planet.items():
-        ratio = results[key]["seconds"] / planet_seconds
-        line = f"SV2P / PlaNet, {key}: {results[key]['seconds']:.3f} s / {planet_seconds:.3f} s = {ratio:.1f}x"
+        seconds = results[key]["seconds"]
+        ratio = seconds / planet_seconds
+        line = f"SV2P / PlaNet, {key}: {seconds:.3f} s / {planet_seconds:.3f} s = {ratio:.1f}x"
         if key == "train_step":
-            sv2p_rows, planet_rows = batch * (INPUT_LENGTH + OUTPUT_LENGTH), bench_planet.BATCH * bench_planet.DURATION
+            sv2p_rows = batch * (INPUT_LENGTH + OUTPUT_LENGTH)
+            planet_rows = bench_planet.BATCH * bench_planet.DURATION
             line += (f" per step; {ratio * planet_rows / sv2p_rows:.1f}x per training row "
                      f"({sv2p_rows} rows against {planet_rows})")
         print(line, flush=True)
