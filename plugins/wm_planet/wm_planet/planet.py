@@ -52,6 +52,7 @@ from wm_core.contracts import (
 from wm_core.tf_helpers import CheckpointWatcher
 from wm_core.training import TrainLoop
 from wm_planet.model import RecurrentStateSpaceModel
+from wm_planet.noise import generator
 from wm_planet.training import Trainer
 
 __all__ = [
@@ -90,8 +91,8 @@ def _checked_state(model: RecurrentStateSpaceModel, state: State) -> dict[str, n
     return checked
 
 
-def _noise(model: RecurrentStateSpaceModel, sample: bool, salt: int) -> tf.random.Generator | None:
-    return tf.random.Generator.from_seed(model.seed * 1000 + salt) if sample else None
+def _noise(model: RecurrentStateSpaceModel, sample: bool, stream: str) -> tf.random.Generator | None:
+    return generator(model.seed, stream) if sample else None
 
 
 @gin.configurable(module="planet")
@@ -124,7 +125,7 @@ def create_planet_observe_fn(
     """
     model.build(strategy)
     watcher = CheckpointWatcher(tf.train.Checkpoint(model=model), model_dir)
-    noise = _noise(model, sample, salt=1)
+    noise = _noise(model, sample, "observe")
     frame_spec = tf.TensorSpec([None, *model.frame_size], tf.uint8)
     action_spec = tf.TensorSpec([None, model.action_dim], tf.float32)
 
@@ -166,7 +167,7 @@ def _rollout(
     stream than without XLA.
     """
     model.build(strategy)
-    noise = _noise(model, sample, salt=2)
+    noise = _noise(model, sample, "predict")
 
     def rollout(actions, starts):
         features = model.cell.features(model.imagine(actions, starts, noise))

@@ -13,9 +13,9 @@ One step with action ``a`` (the action that led to the next frame):
 (The published code's layout: hidden layers of ``hidden_size`` units, ReLU.)
 
 The stochastic state is drawn by reparameterisation from the ``noise``
-generator when one is given, and is the distribution mean otherwise.
-Sequences are batch-major, ``[B, T, ...]`` (time-major only inside
-:func:`tf.scan`).
+generator when one is given (:func:`wm_planet.noise.standard_normal`), and is the
+distribution mean otherwise.  Sequences are batch-major, ``[B, T, ...]``
+(time-major only inside :func:`tf.scan`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
+
+from wm_planet.noise import standard_normal
 
 __all__ = ["RSSM", "gaussian"]
 
@@ -74,10 +76,13 @@ class RSSM(tf.Module):
         mean, raw_std = tf.split(tf.cast(layer(hidden), tf.float32), 2, -1)
         return mean, tf.nn.softplus(raw_std) + self.min_stddev
 
-    def _draw(self, mean: tf.Tensor, std: tf.Tensor, noise: tf.random.Generator | None) -> tf.Tensor:
-        if noise is None:
-            return mean
-        return mean + std * noise.normal(tf.shape(mean))
+    def _normal(self, noise: tf.random.Generator | None, state: State) -> tf.Tensor | None:
+        """Standard normals ``[B, S]`` for one step from ``state``, or ``None`` (use means)."""
+        return None if noise is None else standard_normal(noise, tf.shape(state["stoch"]))
+
+    @staticmethod
+    def _draw(mean: tf.Tensor, std: tf.Tensor, normal: tf.Tensor | None) -> tf.Tensor:
+        return mean if normal is None else mean + std * normal
 
     def _transition(self, state: State, action: tf.Tensor) -> tf.Tensor:
         hidden = self.transition_input(tf.concat([state["stoch"], action], -1))
@@ -89,9 +94,14 @@ class RSSM(tf.Module):
         self, state: State, action: tf.Tensor, noise: tf.random.Generator | None = None
     ) -> tuple[State, tf.Tensor, tf.Tensor]:
         """One open-loop step: ``(next_state, prior_mean, prior_std)``."""
+        return self._prior_step(state, action, self._normal(noise, state))
+
+    def _prior_step(
+        self, state: State, action: tf.Tensor, normal: tf.Tensor | None
+    ) -> tuple[State, tf.Tensor, tf.Tensor]:
         deter = self._transition(state, action)
         mean, std = self._statistics(self.prior_stats, self.prior_hidden(deter))
-        return {"deter": deter, "stoch": self._draw(mean, std, noise)}, mean, std
+        return {"deter": deter, "stoch": self._draw(mean, std, normal)}, mean, std
 
     def posterior_step(
         self,
@@ -101,11 +111,12 @@ class RSSM(tf.Module):
         noise: tf.random.Generator | None = None,
     ) -> tuple[State, dict[str, tf.Tensor]]:
         """One filtering step; returns the posterior state and the prior/posterior statistics."""
+        normal = self._normal(noise, state)
         deter = self._transition(state, action)
         prior_mean, prior_std = self._statistics(self.prior_stats, self.prior_hidden(deter))
         hidden = self.posterior_hidden(tf.concat([deter, embed], -1))
         mean, std = self._statistics(self.posterior_stats, hidden)
-        posterior = {"deter": deter, "stoch": self._draw(mean, std, noise)}
+        posterior = {"deter": deter, "stoch": self._draw(mean, std, normal)}
         statistics = {
             "prior_mean": prior_mean,
             "prior_std": prior_std,
@@ -146,18 +157,24 @@ class RSSM(tf.Module):
         A horizon known when tracing (``action.shape[1]``) is unrolled into
         ``H`` plain steps (no loop, no transposes: cheaper for the short
         horizons of planning); an unknown one runs in :func:`tf.scan`.  Both
-        compute the same steps and draw the same noise in the same order.
+        compute the same steps from the same noise, which is drawn for the
+        whole rollout at once before the first step (``[H, B, S]``): under
+        XLA, per-step draws made the noise cost ~10x its own compute.
         """
+        normals = None
+        if noise is not None:
+            shape = tf.concat([tf.shape(action)[1:2], tf.shape(state["stoch"])], 0)
+            normals = standard_normal(noise, shape)
 
-        def step(state, action):
-            return self.prior_step(state, action, noise)[0]
+        def step(state, action, normal=None):
+            return self._prior_step(state, action, normal)[0]
 
-        horizon = action.shape[1]
-        if horizon is None:
-            return _batch_major(tf.scan(step, _time_major(action), initializer=state))
+        if action.shape[1] is None:
+            inputs = [_time_major(action)] + ([] if normals is None else [normals])
+            return _batch_major(tf.scan(lambda state, each: step(state, *each), inputs, initializer=state))
         states = []
-        for index in range(horizon):
-            state = step(state, action[:, index])
+        for index in range(action.shape[1]):
+            state = step(state, action[:, index], None if normals is None else normals[index])
             states.append(state)
         return {key: tf.stack([each[key] for each in states], 1) for key in state}
 

@@ -20,6 +20,7 @@ import tf_keras
 from wm_core.tf_helpers import TrainingCheckpoints, split_across_replicas
 from wm_core.training import Batch
 from wm_planet.model import RecurrentStateSpaceModel
+from wm_planet.noise import generator
 
 __all__ = ["Trainer", "LinearRamp"]
 
@@ -90,7 +91,7 @@ class Trainer:
                 0, dtype=tf.int64, trainable=False,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name="global_step",
             )
-            self.noise = tf.random.Generator.from_seed(model.seed + 1) if stochastic else None
+            self.noise = generator(model.seed, "train") if stochastic else None
         self.checkpoints = TrainingCheckpoints(
             tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step_counter),
             model_dir, model.trainable_variables, self.name, checkpoints_to_keep, self.strategy,
