@@ -73,6 +73,17 @@ def test_sampling_predict_leaves_state_bitwise_unchanged(task, tmp_path, tiny_mo
     assert not np.array_equal(first["reward"], second["reward"])  # sampled prior, fresh noise
 
 
+def test_sampled_predictions_are_the_same_with_and_without_xla(task, tiny_model):
+    model = tiny_model(task)
+    actions = np.random.default_rng(0).uniform(-1, 1, (50, 5, 1)).astype(np.float32)
+    state = planet.create_planet_reset_fn(model)()
+    compiled, plain = (
+        planet.create_planet_predict_fn(model, jit_compile=jit_compile)(actions, state)["reward"]
+        for jit_compile in (True, False)
+    )
+    np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
+
+
 def test_observing_rows_at_once_equals_observing_them_one_by_one(deterministic):
     _, world_model = deterministic
     rng = np.random.default_rng(1)

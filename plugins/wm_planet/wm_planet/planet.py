@@ -162,9 +162,8 @@ def _rollout(
     Traced once per horizon ``H``, unrolled over its steps; with
     ``jit_compile`` XLA compiles it (once per ``M`` and ``H``), fusing each
     step's elementwise work: the same computation, equal up to float
-    rounding, ~10% faster on CPU (``benchmarks/bench_planet.py``).  Sampled
-    noise then comes from XLA's generator: the same distribution, another
-    stream than without XLA.
+    rounding, ~10% faster on CPU (``benchmarks/bench_planet.py``), sampled
+    rollouts included (:mod:`wm_planet.noise` draws the same numbers either way).
     """
     model.build(strategy)
     noise = _noise(model, sample, "predict")
