@@ -61,14 +61,16 @@ def test_a_learned_model_run_is_reproducible_from_its_seed(
     collect the same episodes (the model-planned ones too)."""
     runs = [tmp_path / "first", tmp_path / "second"]
     # Both at once: independent processes, and the wall time of one (two cores).
-    processes = [
-        subprocess.Popen([*WM_RUN, "--gin_file", config, "--output_dir", str(run), "--seed", "5"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for run in runs
-    ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr[-3000:]
+    logs = [tmp_path / f"{run.name}.stderr" for run in runs]
+    processes = []
+    for run, log in zip(runs, logs):
+        with open(log, "w") as stderr:
+            processes.append(subprocess.Popen(
+                [*WM_RUN, "--gin_file", config, "--output_dir", str(run), "--seed", "5"],
+                stdout=subprocess.DEVNULL, stderr=stderr,
+            ))
+    for process, log in zip(processes, logs):
+        assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
     check_finished_run(config, runs[0])
     for phase in ("train", "eval"):
         first, second = (npz.load_dictionaries(str(run / "episodes" / phase)) for run in runs)

@@ -76,7 +76,8 @@ class RSSM(tf.Module):
         mean, raw_std = tf.split(tf.cast(layer(hidden), tf.float32), 2, -1)
         return mean, tf.nn.softplus(raw_std) + self.min_stddev
 
-    def _normal(self, noise: tf.random.Generator | None, state: State) -> tf.Tensor | None:
+    @staticmethod
+    def _normal(noise: tf.random.Generator | None, state: State) -> tf.Tensor | None:
         """Standard normals ``[B, S]`` for one step from ``state``, or ``None`` (use means)."""
         return None if noise is None else standard_normal(noise, tf.shape(state["stoch"]))
 
