@@ -160,8 +160,10 @@ def test_a_restart_resumes_every_worker_from_the_chiefs_checkpoint(runs):
     for a, b in zip(chief["weights2"], worker["weights2"]):
         np.testing.assert_array_equal(a, b)
     # Twice the Adam steps of weights1: the all-reduce's summation order differs from one
-    # process's, and Adam's normalised steps grow those rounding differences (2.2e-5 seen).
-    assert_close(single["weights2"], chief["weights2"], tolerance=1e-4)
+    # process's, and Adam's normalised steps grow those rounding differences (2.2e-5 seen;
+    # 1.2e-4 once, in the full suite on two loaded cores with oneDNN). A resume from the
+    # wrong weights or moments is off by whole Adam steps, ~1e-3 at this rate.
+    assert_close(single["weights2"], chief["weights2"], tolerance=3e-4)
 
 
 @pytest.mark.slow
