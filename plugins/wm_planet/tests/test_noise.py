@@ -6,9 +6,12 @@ import math
 import statistics
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
+from wm_core.tasks.toy import PointTask
+from wm_planet.model import RecurrentStateSpaceModel
 from wm_planet.noise import generator, standard_normal
 from wm_planet.rssm import RSSM
 
@@ -60,6 +63,12 @@ def test_each_seed_and_stream_has_its_own_numbers():
     for seed, stream in ((1, "predict"), (0, "observe"), (0, "train"), (2, "predict")):
         assert np.intersect1d(reference, words(seed, stream, 20_000)).size == 0, (seed, stream)
     np.testing.assert_array_equal(reference, words(0, "predict", 20_000))
+
+
+def test_a_negative_model_seed_is_refused_when_the_model_is_made():
+    # Streams are keyed by numpy's SeedSequence, which takes no negative seeds.
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        RecurrentStateSpaceModel(task=PointTask(), seed=-1)
 
 
 def test_draws_are_the_same_with_and_without_xla():

@@ -86,6 +86,8 @@ class RecurrentStateSpaceModel(tf.Module):
             )
         if overshooting < 0:
             raise ValueError(f"overshooting must be >= 0, got {overshooting}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0 (as wm-run's --seed), got {seed}")
         self.task = task
         self.action_dim = spaces.action_dim(task.action_space)
         self.frame_size = frame_size
