@@ -120,3 +120,23 @@ def test_a_horizon_unknown_when_tracing_draws_the_same_rollout():
     )(actions)
     for key in ("deter", "stoch"):
         np.testing.assert_allclose(scanned[key].numpy(), unrolled[key].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("known_horizon", [True, False])
+def test_one_start_row_shared_by_all_rollouts_equals_that_row_repeated(known_horizon):
+    cell, start = small_cell()
+    repeated = {key: tf.repeat(value, 6, 0) for key, value in start.items()}
+    actions = tf.constant(np.random.default_rng(3).uniform(-1, 1, (6, 3, 2)), tf.float32)
+    horizon = 3 if known_horizon else None
+    rollouts = [
+        tf.function(
+            lambda actions, noise=generator(0, "share"), starts=starts: cell.imagine(actions, starts, noise),
+            input_signature=[tf.TensorSpec([6, horizon, 2], tf.float32)],
+        )(actions)
+        for starts in (start, repeated)
+    ]
+    shared, tiled = rollouts
+    for key in ("deter", "stoch"):
+        assert shared[key].shape == (6, 3, tiled[key].shape[-1])
+        np.testing.assert_allclose(shared[key].numpy(), tiled[key].numpy(), atol=1e-6)
+    assert not np.allclose(shared["stoch"][0].numpy(), shared["stoch"][1].numpy())  # own noise per row

@@ -157,7 +157,8 @@ def _rollout(
     jit_compile: bool,
 ):
     """``run(actions float32 [M, H, A], starts {"deter": [M, D], "stoch": [M, S]})
-    -> predictions [M, H, ...]``: the prior rolled open-loop from each start.
+    -> predictions [M, H, ...]``: the prior rolled open-loop from each start
+    (or from one start of one row, shared by all ``M``).
 
     Traced once per horizon ``H``, unrolled over its steps; with
     ``jit_compile`` XLA compiles it (once per ``M`` and ``H``), fusing each
@@ -228,7 +229,7 @@ def create_planet_predict_fn(
     def predict_fn(future_actions: np.ndarray, state: State) -> Predictions:
         actions = _checked_proposals(model, future_actions, ndim=3)
         state = _checked_state(model, state)
-        return run(actions, {key: np.repeat(value, len(actions), 0) for key, value in state.items()})
+        return run(actions, state)  # one row, shared by every proposal
 
     return predict_fn
 

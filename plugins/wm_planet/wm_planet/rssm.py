@@ -86,7 +86,14 @@ class RSSM(tf.Module):
         return mean if normal is None else mean + std * normal
 
     def _transition(self, state: State, action: tf.Tensor) -> tf.Tensor:
-        hidden = self.transition_input(tf.concat([state["stoch"], action], -1))
+        """``deter'`` for ``action [B, A]`` from ``state`` of ``B`` rows or one row.
+
+        One row is shared by all ``B``: the GRU's recurrent matmul runs on
+        it once and its output is broadcast (the same values as a state of
+        ``B`` equal rows, to float rounding).
+        """
+        stoch = tf.broadcast_to(state["stoch"], _rows(state["stoch"], tf.shape(action)[0]))
+        hidden = self.transition_input(tf.concat([stoch, action], -1))
         previous = tf.cast(state["deter"], self.gru.compute_dtype)  # Keras casts inputs, not states
         deter, _ = self.gru(hidden, [previous])
         return tf.cast(deter, tf.float32)
@@ -155,6 +162,9 @@ class RSSM(tf.Module):
     ) -> State:
         """Open-loop prior rollout: ``action [B, H, A]`` from ``state`` → states ``[B, H, ...]``.
 
+        ``state`` has ``B`` rows, or one row that starts all ``B`` rollouts
+        (as in planning, where every proposal starts from the same belief:
+        the first step's recurrent matmul then runs once, not ``B`` times).
         A horizon known when tracing (``action.shape[1]``) is unrolled into
         ``H`` plain steps (no loop, no transposes: cheaper for the short
         horizons of planning); an unknown one runs in :func:`tf.scan`.  Both
@@ -163,15 +173,16 @@ class RSSM(tf.Module):
         XLA on CPU, per-step draws took ~10 % of a planning rollout, one
         draw 1-4 %.
         """
+        batch = tf.shape(action)[0]
         normals = None
         if noise is not None:
-            shape = tf.concat([tf.shape(action)[1:2], tf.shape(state["stoch"])], 0)
-            normals = standard_normal(noise, shape)
+            normals = standard_normal(noise, tf.concat([tf.shape(action)[1:2], _rows(state["stoch"], batch)], 0))
 
         def step(state, action, normal=None):
             return self._prior_step(state, action, normal)[0]
 
         if action.shape[1] is None:
+            state = {key: tf.broadcast_to(value, _rows(value, batch)) for key, value in state.items()}
             inputs = [_time_major(action)] + ([] if normals is None else [normals])
             return _batch_major(tf.scan(lambda state, each: step(state, *each), inputs, initializer=state))
         states = []
@@ -179,6 +190,11 @@ class RSSM(tf.Module):
             state = step(state, action[:, index], None if normals is None else normals[index])
             states.append(state)
         return {key: tf.stack([each[key] for each in states], 1) for key in state}
+
+
+def _rows(tensor: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """The shape of ``tensor [N, ...]`` with ``rows`` rows."""
+    return tf.concat([[rows], tf.shape(tensor)[1:]], 0)
 
 
 def _time_major(tensor: tf.Tensor) -> tf.Tensor:
