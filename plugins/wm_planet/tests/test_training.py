@@ -169,6 +169,16 @@ def test_training_resumes_the_step_count_from_the_checkpoint(trained, tiny_model
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-5")
 
 
+def test_a_resumed_run_draws_on_from_where_the_training_noise_stopped(trained, tiny_model, tmp_path):
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(trained.model_dir, model_dir)
+    saved = trained.train_fn.learner.noise.state.numpy()
+    assert saved.any()  # three steps drew from the stream
+    fresh = planet.create_planet_train_fn(tiny_model(trained.task), 2, 4, 6, 1e-3, model_dir)
+    fresh.learner.restore_last()
+    np.testing.assert_array_equal(fresh.learner.noise.state.numpy(), saved)
+
+
 def test_steps_of_one_batch_shape_share_one_compiled_graph(trained):
     # The three steps of trained.train_fn, each on a new batch of [4, 6] chunks.
     assert trained.train_fn.learner._compiled_step.experimental_get_tracing_count() == 1

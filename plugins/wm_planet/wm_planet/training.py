@@ -3,7 +3,8 @@
 
 :class:`Trainer` owns the optimiser (Adam, ``epsilon=1e-4`` as published),
 the step counter and the checkpoints under ``model_dir``
-(:class:`wm_core.tf_helpers.TrainingCheckpoints`: model, optimiser, step).
+(:class:`wm_core.tf_helpers.TrainingCheckpoints`: model, optimiser, step,
+and the training noise stream's position).
 One :meth:`Trainer.train_step` is one compiled ``strategy.run`` over a global
 batch split evenly across the replicas: every replica sums its sequences'
 losses and divides by the *global* batch size, gradients are all-reduced
@@ -92,8 +93,11 @@ class Trainer:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name="global_step",
             )
             self.noise = generator(model.seed, "train") if stochastic else None
+        saved = {"model": model, "optimizer": optimizer, "step": self.step_counter}
+        if self.noise is not None:
+            saved["noise"] = self.noise  # a resumed run draws on, not the same numbers again
         self.checkpoints = TrainingCheckpoints(
-            tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step_counter),
+            tf.train.Checkpoint(**saved),
             model_dir, model.trainable_variables, self.name, checkpoints_to_keep, self.strategy,
         )
         self._compiled_step = tf.function(self._distributed_step, autograph=False)
