@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -69,6 +69,9 @@ class TrainingCheckpoints:
     :param name: the model's name, for error messages.
     :param max_to_keep: checkpoints kept on disk.
     :param strategy: the strategy the variables live under.
+    :param optional: more objects to save, by name, that checkpoints written
+        before they were added lack (restored when present).  Everything in
+        ``checkpoint`` must match the newest checkpoint.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class TrainingCheckpoints:
         name: str,
         max_to_keep: int = 3,
         strategy: tf.distribute.Strategy | None = None,
+        optional: Mapping[str, Any] | None = None,
     ):
         strategy = strategy or tf.distribute.get_strategy()
         self.checkpoint = checkpoint
@@ -87,9 +91,13 @@ class TrainingCheckpoints:
         self.name = name
         self.strategy = strategy
         self.is_chief = strategy.extended.should_checkpoint
-        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep)
         if self.latest:
             checkpoint.restore(self.latest).assert_existing_objects_matched()
+        for key, value in (optional or {}).items():
+            setattr(checkpoint, key, value)  # saved from now on
+        if self.latest and optional:
+            tf.train.Checkpoint(**optional).restore(self.latest).expect_partial()
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep)
 
     @property
     def latest(self) -> str | None:

@@ -180,6 +180,18 @@ def test_a_resumed_run_draws_on_from_where_the_training_noise_stopped(trained, t
     np.testing.assert_array_equal(fresh.learner.noise.state.numpy(), saved)
 
 
+def test_a_checkpoint_without_the_noise_stream_still_restores(trained, tiny_model, tmp_path):
+    old = trained.train_fn.learner  # write a checkpoint as before the stream was saved
+    model_dir = str(tmp_path / "model")
+    tf.train.Checkpoint(model=old.model, optimizer=old.optimizer, step=old.step_counter).save(
+        os.path.join(model_dir, "ckpt")
+    )
+    fresh = planet.create_planet_train_fn(tiny_model(trained.task), 2, 4, 6, 1e-3, model_dir)
+    assert fresh.learner.restore_last()
+    assert fresh.learner.step == old.step
+    np.testing.assert_array_equal(fresh.learner.noise.state.numpy()[:2], [0, 0])  # the stream starts anew
+
+
 def test_steps_of_one_batch_shape_share_one_compiled_graph(trained):
     # The three steps of trained.train_fn, each on a new batch of [4, 6] chunks.
     assert trained.train_fn.learner._compiled_step.experimental_get_tracing_count() == 1

@@ -93,12 +93,11 @@ class Trainer:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name="global_step",
             )
             self.noise = generator(model.seed, "train") if stochastic else None
-        saved = {"model": model, "optimizer": optimizer, "step": self.step_counter}
-        if self.noise is not None:
-            saved["noise"] = self.noise  # a resumed run draws on, not the same numbers again
         self.checkpoints = TrainingCheckpoints(
-            tf.train.Checkpoint(**saved),
+            tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step_counter),
             model_dir, model.trainable_variables, self.name, checkpoints_to_keep, self.strategy,
+            # a resumed run draws on, not the same numbers again
+            optional={} if self.noise is None else {"noise": self.noise},
         )
         self._compiled_step = tf.function(self._distributed_step, autograph=False)
 
