@@ -8,7 +8,10 @@ TensorFlow; models live in plugins.
 
 from __future__ import annotations
 
+from wm_core import deprecation
 from wm_core.hooks import Hooks, hookimpl
+
+deprecation.install()
 
 __version__ = "0.1.0"
 
