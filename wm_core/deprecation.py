@@ -34,10 +34,30 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 
-def warn_moved(old: str, new: str, stacklevel: int = 3) -> None:
-    """Warn that the public name ``old`` now lives at ``new``."""
+def warn_moved(old: str, new: str) -> None:
+    """Warn that the public name ``old`` now lives at ``new``, attributed to the user's line.
+
+    The warning points at the first frame outside this module and the import
+    machinery, so Python's default filters show it where that code is ``__main__``.
+    """
     warnings.warn(f"{old} moved to {new}; import it from there", DeprecationWarning,
-                  stacklevel=stacklevel)
+                  stacklevel=_first_outside_frame())
+
+
+def _first_outside_frame() -> int:
+    """The ``stacklevel`` (as seen from :func:`warn_moved`) of the code that used the old name.
+
+    :func:`warnings.warn` itself skips the import machinery's frames when it
+    counts, so only this module's frames are counted here.
+    """
+    frame, level = sys._getframe(2), 2
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename != __file__ and "importlib" not in filename:
+            return level
+        level += filename == __file__
+        frame = frame.f_back
+    return level
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -47,7 +67,7 @@ class _AliasLoader(importlib.abc.Loader):
         self.new = new
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        warn_moved(spec.name, self.new, stacklevel=2)
+        warn_moved(spec.name, self.new)
         return importlib.import_module(self.new)
 
     def exec_module(self, module: ModuleType) -> None:
