@@ -3,14 +3,14 @@
 A seeded CEM decides for ``n`` environment slots of the point task
 (:class:`wm_core.tasks.PointTask`, 64x64 frames), two ways:
 
-* **one by one**: :class:`wm_core.planners.PlannerPerSlot` — a copy of the
+* **one by one**: :class:`wm_core.planning.planners.PlannerPerSlot` — a copy of the
   planner per slot, called in turn (``n`` ``predict_fn`` calls per
   iteration): what planning for ``n`` environments costs without batching;
 * **batched**: ``batch_planner(cem, n)``, a :class:`wm_cem.search.
   BatchedSearch` — one ``predict_batch_fn`` call per iteration for all
   slots.
 
-World models: the ground-truth oracle (:class:`wm_core.oracle.
+World models: the ground-truth oracle (:class:`wm_core.models.oracle.
 OracleWorldModel`, whose batched predict is a loop over its one simulator
 copy, so batching saves only the planner's own per-call work), and, when
 ``wm_planet`` imports, a small untrained PlaNet (TensorFlow on the CPU) with
@@ -44,7 +44,7 @@ NUM_ENVS = (1, 2, 4)
 
 def _cem(task: Any, model: Any, predict_batch_fn: Callable | None, **sizes: Any):
     from wm_cem.cem import CEM
-    from wm_core.objectives import DiscountedReward
+    from wm_core.planning.objectives import DiscountedReward
 
     return CEM(
         predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
@@ -55,7 +55,7 @@ def _cem(task: Any, model: Any, predict_batch_fn: Callable | None, **sizes: Any)
 
 def _run(task: Any, batch: Any, slots: int, steps: int, warmup: int) -> float:
     """Seconds for ``steps`` decisions of all ``slots`` (after ``warmup`` untimed ones)."""
-    from wm_core import spaces
+    from wm_core.api import spaces
 
     envs = [task.create_env() for _ in range(slots)]
     try:
@@ -83,7 +83,7 @@ def _run(task: Any, batch: Any, slots: int, steps: int, warmup: int) -> float:
 
 def _measure(task: Any, planner: Any, repeats: int, steps: int, warmup: int) -> dict[tuple[str, int], list[float]]:
     """Decisions per second, ``{(variant, n): [one per repeat]}``."""
-    from wm_core.planners import PlannerPerSlot, batch_planner
+    from wm_core.planning.planners import PlannerPerSlot, batch_planner
 
     makers = {"one by one": PlannerPerSlot, "batched": batch_planner}
     rates: dict[tuple[str, int], list[float]] = {}
@@ -111,7 +111,7 @@ def _report(name: str, rates: dict[tuple[str, int], list[float]], repeats: int) 
 
 
 def main(quick: bool = False, planet: bool = True) -> dict[str, dict[str, float]]:
-    from wm_core.oracle import OracleWorldModel
+    from wm_core.models.oracle import OracleWorldModel
     from wm_core.tasks.toy import PointTask
 
     repeats, steps, warmup = (3, 4, 1) if quick else (5, 8, 2)
@@ -145,7 +145,7 @@ def main(quick: bool = False, planet: bool = True) -> dict[str, dict[str, float]
 
 
 def _base_predict_batch() -> Any:
-    from wm_core.contracts import WorldModel
+    from wm_core.api.contracts import WorldModel
 
     return WorldModel.predict_batch
 

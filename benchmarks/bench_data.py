@@ -1,4 +1,4 @@
-"""Throughput of :class:`wm_core.sampling.ChunkIterator` against raw NumPy slicing.
+"""Throughput of :class:`wm_core.data.sampling.ChunkIterator` against raw NumPy slicing.
 
 Run: ``.venv/bin/python benchmarks/bench_data.py [--quick]``.
 
@@ -20,7 +20,6 @@ as one JSON line ``{"bench": "data", "metric": ..., "value": ..., "unit": ...}``
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -29,9 +28,9 @@ from typing import Callable
 
 import numpy as np
 
-from wm_core import npz, sampling
+from wm_core.data import npz, sampling
 
-from processor import describe
+from processor import run_script
 
 SIZE = 64
 
@@ -146,8 +145,4 @@ def main(quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small, fast variant")
-    print(describe(), flush=True)
-    main(quick=parser.parse_args().quick)
-    print(describe())
+    run_script(main, __doc__)

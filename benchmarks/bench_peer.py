@@ -50,7 +50,7 @@ import sys
 import time
 
 from processor import describe
-from wm_core.onednn import prefer_onednn
+from wm_tf.onednn import prefer_onednn
 
 prefer_onednn()  # wm's child processes inherit it, as from wm-run; the peer ignores it
 
@@ -102,7 +102,7 @@ def wm_cem_decision(proposals: int, iterations: int) -> None:
     import numpy as np
 
     from wm_cem.cem import CEM
-    from wm_core.objectives import DiscountedReward
+    from wm_core.planning.objectives import DiscountedReward
     from wm_planet import planet
     from wm_planet.model import RecurrentStateSpaceModel
 

@@ -26,7 +26,6 @@ repeats with the same sizes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -34,21 +33,21 @@ import time
 from types import SimpleNamespace
 from typing import Callable
 
-from wm_core.onednn import prefer_onednn
+from wm_tf.onednn import prefer_onednn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-prefer_onednn()  # as the plugins ask for when imported first (wm_core.onednn)
+prefer_onednn()  # as the plugins ask for when imported first (wm_tf.onednn)
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from wm_core.objectives import DiscountedReward  # noqa: E402
+from wm_core.planning.objectives import DiscountedReward  # noqa: E402
 from wm_planet import planet  # noqa: E402
 from wm_planet.model import RecurrentStateSpaceModel  # noqa: E402
 from wm_planet.training import Trainer  # noqa: E402
 
-from processor import describe  # noqa: E402
+from processor import run_script  # noqa: E402
 
 HORIZON, ITERATIONS, PROPOSALS, FRACTION = 12, 10, 1000, 0.1
 BATCH, DURATION = 50, 50
@@ -201,8 +200,4 @@ def main(quick: bool = False) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(describe(), flush=True)
-    main(quick=parser.parse_args().quick)
-    print(describe())
+    run_script(main, __doc__)

@@ -17,7 +17,6 @@ Run: ``python benchmarks/bench_planner.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from typing import Callable
@@ -25,11 +24,11 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from wm_core.objectives import DiscountedReward
+from wm_core.planning.objectives import DiscountedReward
 
 from wm_cem import CEM, ICEM, MPPI
 
-from processor import describe
+from processor import run_script
 
 HORIZON, ITERATIONS, PROPOSALS, FRACTION, ACTION_DIM = 12, 10, 1000, 0.1, 6
 DETERMINISTIC, STOCHASTIC, HIDDEN = 200, 30, 200
@@ -157,8 +156,4 @@ def main(quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    print(describe(), flush=True)
-    main(quick=parser.parse_args().quick)
-    print(describe())
+    run_script(main, __doc__, "fewer repeats")

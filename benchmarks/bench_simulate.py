@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 
-from processor import describe
+from processor import run_script
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -43,8 +42,8 @@ def _raw_episode(environment, seed: int) -> None:
 def main(quick: bool = False) -> dict[str, float]:
     from dm_control import suite
 
-    from wm_core.planners import Random
-    from wm_core.simulate import run_episode
+    from wm_core.planning.planners import Random
+    from wm_core.rollout.simulate import run_episode
     from wm_core.tasks import DeepMindControl
 
     time_limit, repeats = (2.5, 3) if quick else (10.0, 5)
@@ -71,6 +70,4 @@ def main(quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(describe(), flush=True)
-    main(quick="--quick" in sys.argv)
-    print(describe())
+    run_script(main, __doc__)

@@ -38,7 +38,6 @@ a measured ``wm_cem.CEM`` decision of 2 iterations and a batch of 8 chunks.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -46,21 +45,21 @@ import time
 from types import SimpleNamespace
 from typing import Callable
 
-from wm_core.onednn import prefer_onednn
+from wm_tf.onednn import prefer_onednn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-prefer_onednn()  # as the plugins ask for when imported first (wm_core.onednn)
+prefer_onednn()  # as the plugins ask for when imported first (wm_tf.onednn)
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.profiler import model_analyzer, option_builder  # noqa: E402
 
-from wm_core.objectives import DiscountedReward  # noqa: E402
+from wm_core.planning.objectives import DiscountedReward  # noqa: E402
 from wm_sv2p import SV2P, KLSchedule, create_train_fn  # noqa: E402
 
 import bench_planet  # noqa: E402
-from processor import describe  # noqa: E402
+from processor import run_script  # noqa: E402
 
 HORIZON, FRACTION = 12, 0.1
 ACTION_DIM = 1  # cartpole
@@ -251,8 +250,4 @@ def report(name: str, seconds: float, flops: float, peak: float) -> dict[str, fl
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(describe(), flush=True)
-    main(quick=parser.parse_args().quick)
-    print(describe())
+    run_script(main, __doc__)

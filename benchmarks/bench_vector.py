@@ -6,7 +6,7 @@ render), for
 
 * **random**: the random planner — the loop is render-bound;
 * **oracle + CEM**: CEM 50 proposals × 3 iterations, horizon 5, over the
-  ground-truth :class:`~wm_core.oracle.OracleWorldModel` with
+  ground-truth :class:`~wm_core.models.oracle.OracleWorldModel` with
   ``rollout_workers`` left at 0 (the default of ``configs/base/oracle_cem.gin``)
   and CEM given only ``predict_fn`` (its batched form is
   ``batched(predict_fn)``): every slot's rollouts run in the oracle's one
@@ -97,7 +97,7 @@ def _cpu_seconds() -> float:
 
 
 def _cem(task: Any, model: Any, predict_batch_fn: Callable | None = None, **sizes: Any):
-    from wm_core import objectives
+    from wm_core.planning import objectives
     from wm_cem.cem import CEM
 
     settings = dict(horizon=5, iterations=3, proposals=50, fraction=0.1)
@@ -112,7 +112,7 @@ def _measure(
 ) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Steps/s and CPU ms/step (this process and its workers) per ``n`` over
     ``repeats`` rounds, the ``n`` interleaved in each round."""
-    from wm_core.simulate import simulate
+    from wm_core.rollout.simulate import simulate
     from wm_core.tasks.vector import VectorEnv
 
     envs = {n: task.create_env() if n == 1 else VectorEnv(task, n) for n in NUM_ENVS}
@@ -157,7 +157,7 @@ def _report(
 
 
 def _oracle_cases(repeats: int) -> dict[str, float]:
-    from wm_core.oracle import OracleWorldModel
+    from wm_core.models.oracle import OracleWorldModel
     from wm_core.tasks import DeepMindControl
 
     results: dict[str, float] = {}
@@ -180,7 +180,7 @@ def _oracle_cases(repeats: int) -> dict[str, float]:
 
 
 def main(quick: bool = False, planet: bool = False, planners: bool = True) -> dict[str, float]:
-    from wm_core.planners import Random
+    from wm_core.planning.planners import Random
     from wm_core.tasks import DeepMindControl
 
     repeats = 2 if quick else 3

@@ -81,7 +81,9 @@ ERRORS = ("reward", "constant_reward", "frame", "copy_last_frame")
 
 def random_episodes(count: int, seed: int) -> list[dict[str, np.ndarray]]:
     """``count`` uniformly random-action cartpole-balance episodes (episode ``i`` reset with ``seed + i``)."""
-    from wm_core import planners, simulate, tasks
+    from wm_core import tasks
+    from wm_core.planning import planners
+    from wm_core.rollout import simulate
 
     task = tasks.DeepMindControl("cartpole", "balance", action_repeat=8)
     episodes, _, _ = simulate.simulate(task, planners.Random(task, seed=seed), count, seed=seed)
@@ -111,7 +113,7 @@ def planet_errors(directory: str, seed: int, settings: SimpleNamespace) -> dict[
     import gymnasium as gym
     import tf_keras
 
-    from wm_core import npz
+    from wm_core.data import npz
     from wm_planet import planet
 
     class CartpoleActions:
@@ -149,8 +151,8 @@ def planet_errors(directory: str, seed: int, settings: SimpleNamespace) -> dict[
 
 def sv2p_errors(directory: str, seed: int, settings: SimpleNamespace) -> dict[str, float]:
     """Train a small SV2P (deterministic phase) on fresh episodes; mean :func:`window_errors` on held-out ones."""
-    from wm_core import npz
-    from wm_core.cli import seed_global_generators
+    from wm_core.data import npz
+    from wm_core.loops.config import seed_global_generators
     from wm_core.tasks import DeepMindControl
     from wm_sv2p import SV2P, KLSchedule, create_train_fn
 

@@ -25,16 +25,18 @@ import os
 import tempfile
 import time
 
-from wm_core.onednn import prefer_onednn
+from wm_tf.onednn import prefer_onednn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-prefer_onednn()  # as the plugins ask for when imported first (wm_core.onednn)
+prefer_onednn()  # as the plugins ask for when imported first (wm_tf.onednn)
 
 import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402
 
 from processor import describe  # noqa: E402
-from wm_core import npz, planners, sampling, simulate  # noqa: E402
+from wm_core.data import npz, sampling  # noqa: E402
+from wm_core.planning import planners  # noqa: E402
+from wm_core.rollout import simulate  # noqa: E402
 from wm_core.tasks.toy import PointTask  # noqa: E402
 from wm_planet.model import RecurrentStateSpaceModel  # noqa: E402
 from wm_planet.training import Trainer  # noqa: E402

@@ -11,7 +11,7 @@ which vector and matrix extensions its machine has::
     #   TF_ENABLE_ONEDNN_OPTS=1; load 1.9
 
 (``benchmarks/`` is on ``sys.path`` when a benchmark runs as a script.)
-So is ``TF_ENABLE_ONEDNN_OPTS`` (``wm_core.onednn``): TensorFlow's oneDNN
+So is ``TF_ENABLE_ONEDNN_OPTS`` (``wm_tf.onednn``): TensorFlow's oneDNN
 kernels train PlaNet ~1.5x faster than its Eigen ones on AVX2-only
 processors, where TensorFlow leaves them off unless told.  The load average
 is part of the line too: another process on the machine slows every figure,
@@ -20,12 +20,14 @@ so medians and ratios measured in the same run are what count.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+from typing import Callable
 
-from wm_core.onednn import VARIABLE
+from wm_tf.onednn import VARIABLE
 
-__all__ = ["FLAGS", "flags", "describe"]
+__all__ = ["FLAGS", "flags", "describe", "run_script"]
 
 #: The extensions that decide which kernels TensorFlow and PyTorch use here.
 #: ``amx`` is any of the ``amx_*`` flags (tile, bf16, int8).
@@ -69,6 +71,21 @@ def describe() -> str:
         load = ""
     kernels = f"{VARIABLE}={os.environ.get(VARIABLE, 'unset')}"
     return f"processor: {model}, {os.cpu_count()} cores; {marks}; {kernels}{load}"
+
+
+def run_script(main: Callable[..., object], doc: str, quick_help: str = "a small, fast variant") -> None:
+    """Run a benchmark's ``main(quick=...)`` as a script.
+
+    ``--quick`` comes from the command line (``doc``'s first line is the
+    ``--help`` text), and the :func:`describe` line is printed before and
+    after, so a change in load during the run shows.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    quick = parser.parse_args().quick
+    print(describe(), flush=True)
+    main(quick=quick)
+    print(describe(), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ import argparse
 import os
 
 from wm_cem.cem import CEM
-from wm_core import npz, objectives, planners, simulate, tasks, train_eval
+from wm_core import tasks
+from wm_core.data import npz
+from wm_core.loops import train_eval
+from wm_core.planning import objectives, planners
+from wm_core.rollout import simulate
 from wm_core.reporting.visualize import visualize
 from wm_planet import planet
 
@@ -33,7 +37,7 @@ def main(output_dir: str, tiny: bool) -> dict:
     observe_fn = planet.create_planet_observe_fn(model=model, model_dir=model_dir)
     predict_fn = planet.create_planet_predict_fn(model=model)
     train_fn = planet.create_planet_train_fn(model=model, train_steps=5 if tiny else 100,
-                                             batch=4 if tiny else 50, chunk_length=5 if tiny else 50,
+                                             batch=4 if tiny else 50, duration=5 if tiny else 50,
                                              learning_rate=1e-3, model_dir=model_dir)
 
     # Planner: CEM for evaluation; random cold start and noise for training.

@@ -26,7 +26,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
   echo "setup: installing wm-core and plugins into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   plugin_args=()
-  for plugin in plugins/*/; do plugin_args+=(-e "$plugin"); done
-  .venv/bin/python -m pip install -q -e ".[test,atari,ray]" "${plugin_args[@]}"
+  for project in plugins/*/pyproject.toml; do plugin_args+=(-e "${project%/pyproject.toml}"); done
+  .venv/bin/python -m pip install -q -e ".[test,dmc,atari,ray]" "${plugin_args[@]}"
   echo "$inputs" > "$stamp"
 fi

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 
 import gin
@@ -18,6 +21,24 @@ def clean_gin_config():
         gin.clear_config()
 
 
+@pytest.fixture(scope="session")
+def pip_install(tmp_path_factory):
+    """``pip_install(source)``: install the distribution at ``source`` (no
+    dependencies) into a private folder; returns the environment whose
+    ``PYTHONPATH`` finds it, for subprocesses."""
+
+    def install(source) -> dict[str, str]:
+        target = tmp_path_factory.mktemp("site")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+             "--target", str(target), str(source)],
+            check=True, timeout=300,
+        )
+        return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+
+    return install
+
+
 @pytest.fixture
 def fake_distribution(tmp_path, monkeypatch):
     """Install a third-party distribution 'wm-fake-plugin 1.0' on sys.path.
@@ -27,7 +48,7 @@ def fake_distribution(tmp_path, monkeypatch):
     """
     (tmp_path / "wm_fake_good.py").write_text(textwrap.dedent('''
         from wm_core import hookimpl
-        from wm_core.planners import Random
+        from wm_core.planning.planners import Random
 
         class Planner(Random):
             pass

@@ -1,4 +1,4 @@
-"""Planning for several environments at once (``wm_core.planners.batch_planner``).
+"""Planning for several environments at once (``wm_core.planning.planners.batch_planner``).
 
 The property every batched form keeps: slot ``s`` decides exactly what a
 separate copy of the planner would, given the same episode seeds — an
@@ -12,10 +12,11 @@ import copy
 import numpy as np
 import pytest
 
-from wm_core import planners, spaces
-from wm_core.contracts import BatchPlanner, ContractError, WorldModel, batched
-from wm_core.oracle import OracleWorldModel
-from wm_core.objectives import TotalReward
+from wm_core.api import spaces
+from wm_core.planning import planners
+from wm_core.api.contracts import BatchPlanner, ContractError, WorldModel, batched
+from wm_core.models.oracle import OracleWorldModel
+from wm_core.planning.objectives import TotalReward
 from wm_core.tasks.toy import PointTask
 
 

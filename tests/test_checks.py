@@ -1,13 +1,15 @@
-"""The contract checks of ``wm_core.checks``: what passes, what they convert,
+"""The contract checks of ``wm_core.api.checks``: what passes, what they convert,
 and what their messages say."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from wm_core import checks
-from wm_core.contracts import ContractError
+from wm_core.api import checks
+from wm_core.api.contracts import ContractError
 
 
 def episode(steps=3, **changes):
@@ -134,3 +136,16 @@ def test_check_decide_args():
         checks.check_decide_args([0, 1], np.zeros((1, 4, 4, 3), np.uint8), np.zeros((2, 1)), [0, 0], 3, 1)
     with pytest.raises(ContractError, match=r"prev_rewards must be float32 \[N\] = \(2,\), got shape \(3,\)"):
         checks.check_decide_args([0, 1], np.zeros((2, 4, 4, 3), np.uint8), np.zeros((2, 1)), [0, 0, 0], 3, 1)
+
+
+def test_check_int_at_least_gives_an_int_and_names_what_it_refuses():
+    assert checks.check_int_at_least("n", 3) == 3
+    assert type(checks.check_int_at_least("n", np.int64(2))) is int
+    assert checks.check_int_at_least("n", 2.0) == 2
+    assert checks.check_int_at_least("seed", 0, minimum=0) == 0
+    assert checks.check_num_envs(4) == 4
+    for bad in (0, -1, True, 1.5, float("nan"), float("inf"), "3", None):
+        with pytest.raises(ValueError, match=r"^n must be an integer >= 1, got " + re.escape(repr(bad)) + "$"):
+            checks.check_int_at_least("n", bad)
+    with pytest.raises(ValueError, match=r"^num_sequences must be an integer >= 2, got 1$"):
+        checks.check_int_at_least("num_sequences", 1, minimum=2)

@@ -12,7 +12,8 @@ import pytest
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from wm_core import npz
+from wm_core.data import npz
+from wm_core.reporting import quiet
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WM_RUN = [sys.executable, "-m", "wm_core.cli"]
@@ -111,7 +112,7 @@ def test_missing_plugin_names_config_line_and_install_command(tmp_path):
 
 
 def test_known_plugin_hint_points_at_its_folder():
-    from wm_core.cli import PluginMissing
+    from wm_core.loops.config import PluginMissing
 
     message = str(PluginMissing("c.gin", 4, "wm_planet.planet", "ModuleNotFoundError"))
     assert message.startswith("config c.gin (line 4) needs plugin 'wm_planet': pip install ./plugins/wm_planet")
@@ -164,6 +165,7 @@ def test_plugins_check_lists_distributions_names_hooks_and_status():
     assert any("planners" in line and " random " in line and "loaded" in line for line in lines)
     tensorboard = next(line for line in lines if " tensorboard " in line)
     assert "loaded; hooks:" in tensorboard and "wm_iteration_end" in tensorboard
+    assert not quiet.START_UP_LINES.search(result.stdout + result.stderr), result.stderr[-3000:]
 
 
 SHIPPED_CONFIGS = sorted(glob.glob(str(ROOT / "configs" / "*.gin")))
@@ -173,7 +175,7 @@ SHIPPED_CONFIGS = sorted(glob.glob(str(ROOT / "configs" / "*.gin")))
 def test_every_shipped_config_parses_with_its_plugins(config, tmp_path):
     import gin
 
-    from wm_core.cli import configure
+    from wm_core.loops.config import configure
 
     configure([config], [], str(tmp_path), seed=None)
     assert gin.query_parameter("wm.train_eval_loop.model_dir") is not None

@@ -15,7 +15,7 @@ import sys
 import gin
 import pytest
 
-from wm_core import cli
+from wm_core.loops import config as run_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -30,7 +30,7 @@ def _name(path: str) -> str:
 
 
 def _parse(config: str, tmp_path: pathlib.Path) -> None:
-    cli.configure([config], [], str(tmp_path / "run"), seed=None)
+    run_config.configure([config], [], str(tmp_path / "run"), seed=None)
 
 
 @pytest.mark.parametrize("config", TOP_LEVEL + TINY, ids=_name)
@@ -73,7 +73,7 @@ EXPECTED = {
         "cem.CEM.proposals": 1000,
         "planet.RecurrentStateSpaceModel.deter_size": 200,
         "planet.create_planet_train_fn.batch": 50,
-        "planet.create_planet_train_fn.chunk_length": 50,
+        "planet.create_planet_train_fn.duration": 50,
         "planet.create_planet_train_fn.clip_norm": 1000.0,
         "planet.create_planet_train_fn.learning_rate_ramp": 200,
         "wm.train_eval_loop.seed_episodes": 5,
@@ -88,7 +88,7 @@ EXPECTED = {
         "planet.RecurrentStateSpaceModel.depth": 16,
         "planet.RecurrentStateSpaceModel.free_nats": 3.0,
         "planet.create_planet_train_fn.batch": 16,
-        "planet.create_planet_train_fn.chunk_length": 25,
+        "planet.create_planet_train_fn.duration": 25,
         "planet.create_planet_train_fn.clip_norm": 1000.0,
         "planet.create_planet_train_fn.learning_rate_ramp": 0,
         "cem.CEM.horizon": 12,
@@ -105,7 +105,7 @@ EXPECTED = {
         "wm.PointTask.gauge": True,
         "planet.RecurrentStateSpaceModel.deter_size": 32,
         "planet.RecurrentStateSpaceModel.reward_scale": 10.0,
-        "planet.create_planet_train_fn.chunk_length": 10,
+        "planet.create_planet_train_fn.duration": 10,
         "planet.create_planet_train_fn.learning_rate": 3e-3,
         "cem.CEM.horizon": 8,
         "cem.CEM.proposals": 200,
@@ -198,11 +198,12 @@ def test_the_cpu_oracle_trains_on_random_actions(tmp_path):
 
 def test_every_config_with_a_learned_model_or_cem_gets_its_plugins_from_its_base():
     for config in TOP_LEVEL:
-        imported = {found.module for found in cli.required_plugins(config)}
+        imported = {found.module for found in run_config.required_plugins(config)}
         name = os.path.basename(config)
         expected = ({"wm_planet.planet"} if name.startswith("planet_") else set()) | (
             {"wm_sv2p.sv2p"} if name.startswith("sv2p_") else set()) | (
-            {"wm_cem.cem"} if "_cem_" in name else set())
+            {"wm_cem.cem"} if "_cem_" in name else set()) | (
+            {"wm_tdmpc.world_model", "wm_cem.mppi"} if name.startswith("tdmpc_mppi_") else set())
         assert imported == expected, name
 
 
@@ -212,7 +213,7 @@ def test_a_plugin_imported_by_an_included_base_is_reported_as_missing(tmp_path, 
     assert "import " not in pathlib.Path(config).read_text()
     for module in ("wm_planet", "wm_planet.planet"):
         monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
-    with pytest.raises(cli.PluginMissing) as error:
+    with pytest.raises(run_config.PluginMissing) as error:
         _parse(config, tmp_path)
     base, cpu = CONFIGS / "base" / "planet_cem.gin", CONFIGS / "base" / "planet_cem_cpu.gin"
     assert str(error.value).startswith(
@@ -240,7 +241,7 @@ def test_an_include_that_is_nowhere_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "task.gin"  # the shipped config, copied away from configs/base/
     config.write_text((CONFIGS / "random_cartpole_swingup.gin").read_text())
-    with pytest.raises(cli.ConfigError) as error:
+    with pytest.raises(run_config.ConfigError) as error:
         _parse(str(config), tmp_path)
     assert str(error.value) == (
         f"config {config} (line 3) includes 'base/random.gin', which is in none of: "
@@ -251,7 +252,7 @@ def test_an_include_that_is_nowhere_says_where_it_looked(tmp_path, monkeypatch):
 def test_an_include_cycle_is_an_error_not_a_recursion(tmp_path):
     (tmp_path / "a.gin").write_text("include 'b.gin'\n")
     (tmp_path / "b.gin").write_text("# b\ninclude 'a.gin'\n")
-    with pytest.raises(cli.ConfigError, match=r"b.gin \(line 2, included from .*a.gin line 1\) "
+    with pytest.raises(run_config.ConfigError, match=r"b.gin \(line 2, included from .*a.gin line 1\) "
                                               r"includes 'a.gin' \(.*a.gin\) again: an include cycle"):
         _parse(str(tmp_path / "a.gin"), tmp_path)
 
@@ -270,3 +271,25 @@ def test_wm_run_runs_a_config_with_includes_from_another_directory(tmp_path):
     assert "import wm_cem.cem" in operative  # replayable: the base's import, flattened
     assert "CEM.proposals = 50" in operative  # the override, not the base's 1000
     assert "train_eval_loop.num_iterations = 2" in operative
+
+
+def test_the_wm_model_functions_hand_a_config_the_models_bound_methods():
+    from wm_core.api import configurables
+
+    class Model:
+        def reset_fn(self): ...
+        def observe_fn(self): ...
+        def predict_fn(self): ...
+        def predict_batch_fn(self): ...
+        def propose_fn(self): ...
+        def train_fn(self): ...
+
+    model = Model()
+    names = ["reset_fn", "observe_fn", "predict_fn", "predict_batch_fn", "propose_fn", "train_fn"]
+    assert sorted(configurables.__all__) == sorted(names)
+    for name in names:
+        assert getattr(configurables, name)(model) == getattr(model, name), name
+        with gin.unlock_config():
+            gin.bind_parameter(f"wm.{name}.model", model)
+        from_config = gin.get_configurable(f"wm.{name}")()  # gin hands out a copy of the model
+        assert from_config.__func__ is getattr(Model, name), name

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from wm_core import cli, npz, spaces
-from wm_core.contracts import WorldModel
+from wm_core import cli
+from wm_core.api import spaces
+from wm_core.data import npz
+from wm_core.api.contracts import WorldModel
 from wm_core.evaluation import (
     EvaluationError,
     WorldModelFns,
@@ -31,12 +33,12 @@ from wm_core.evaluation import (
     write_csv,
     write_summaries,
 )
-from wm_core.objectives import DiscountedReward
-from wm_core.oracle import OracleWorldModel
-from wm_core.planners import GaussianRandomNoise, ModelPlanner, Random
-from wm_core.simulate import simulate
+from wm_core.planning.objectives import DiscountedReward
+from wm_core.models.oracle import OracleWorldModel
+from wm_core.planning.planners import GaussianRandomNoise, ModelPlanner, Random
+from wm_core.rollout.simulate import simulate
 from wm_core.tasks.toy import PointEnv, PointTask
-from wm_core.train_eval import EVAL_SEED_OFFSET
+from wm_core.loops.train_eval import EVAL_SEED_OFFSET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LENGTH, HORIZON = 8, 3

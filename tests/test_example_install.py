@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 import sys
@@ -10,22 +9,16 @@ import sys
 import numpy as np
 import pytest
 
-from wm_core import npz
+from wm_core.data import npz
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "wm_example_plugin"
 
 
 @pytest.fixture(scope="module")
-def installed_example(tmp_path_factory):
-    """``pip install`` the example into a private folder; its PYTHONPATH env."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
-        check=True, timeout=300,
-    )
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+def installed_example(pip_install):
+    """The example, ``pip install``-ed into a private folder: the environment that finds it."""
+    return pip_install(EXAMPLE)
 
 
 def test_example_passes_its_own_contract_tests(installed_example):

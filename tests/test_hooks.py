@@ -6,8 +6,9 @@ import pathlib
 import pluggy
 import pytest
 
-from wm_core import hookimpl, hookspecs
-from wm_core.hooks import Hooks, active_hooks, create_plugin_manager, use_hooks
+from wm_core import hookimpl
+from wm_core.api import hookspecs
+from wm_core.api.hooks import Hooks, active_hooks, create_plugin_manager, use_hooks
 
 HOOK_NAMES = sorted(
     name for name, value in vars(hookspecs).items() if name.startswith("wm_") and callable(value)

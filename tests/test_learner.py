@@ -1,4 +1,4 @@
-"""Training beside collection: wm_core.learner and train_eval_loop(async_training=True).
+"""Training beside collection: wm_core.loops.learner and train_eval_loop(async_training=True).
 
 The model here is a fake: a gin-configurable ``train_fn`` (in a module
 written to ``tmp_path`` and imported by the config, as a plugin would be)
@@ -11,19 +11,25 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from wm_core import cli, hookimpl, learner, npz
-from wm_core.hooks import Hooks, active_hooks, create_plugin_manager
+from wm_core import hookimpl
+from wm_core.data import npz
+from wm_core.loops import learner
+from wm_core.loops.config import configure
+from wm_core.reporting import quiet
+from wm_core.api.hooks import Hooks, active_hooks, create_plugin_manager
 from wm_core.tasks.toy import PointTask
 
+ROOT = Path(__file__).resolve().parents[1]
 LENGTH = 5
 FAKE_TRAINER = '''
 import json, os, time
 import gin
-from wm_core.atomic import write_text_atomically
-from wm_core.hooks import active_hooks
+from wm_core.data.atomic import write_text_atomically
+from wm_core.api.hooks import active_hooks
 
 @gin.configurable(module="fake")
 def make_train_fn(model_dir, steps_per_call=3, seconds_per_step=0.0, fail=False):
@@ -41,32 +47,14 @@ def make_train_fn(model_dir, steps_per_call=3, seconds_per_step=0.0, fail=False)
     return train_fn
 '''
 
-CONFIG = f"""
-import fake_trainer
-
-TASK = @task/singleton()
-task/singleton.constructor = @wm.PointTask
+# configs/tests/random_toy.gin with the fake model; the counts the tests check restated.
+CONFIG = "import fake_trainer\n" + (ROOT / "configs" / "tests" / "random_toy.gin").read_text() + f"""
 wm.PointTask.length = {LENGTH}
-
-PLANNER = @planner/singleton()
-planner/singleton.constructor = @wm.Random
-wm.Random.task = %TASK
-wm.Random.seed = %seed
-
 fake.make_train_fn.model_dir = %model_dir
-
-wm.train_eval_loop.task = %TASK
-wm.train_eval_loop.train_planner = %PLANNER
-wm.train_eval_loop.eval_planner = %PLANNER
 wm.train_eval_loop.train_fn = @fake.make_train_fn()
 wm.train_eval_loop.seed_episodes = 2
 wm.train_eval_loop.num_train_episodes_per_iteration = 2
-wm.train_eval_loop.eval_every_n_iterations = 2
-wm.train_eval_loop.num_eval_episodes = 1
 wm.train_eval_loop.num_iterations = 3
-wm.train_eval_loop.episodes_dir = %episodes_dir
-wm.train_eval_loop.model_dir = %model_dir
-wm.train_eval_loop.seed = %seed
 wm.train_eval_loop.async_training = True
 wm.train_eval_loop.train_steps_per_env_step = 0.7
 """
@@ -96,14 +84,14 @@ class LearnerWatch:
     def wm_episode_start(self, phase, episode_index, seed):
         if phase == "train":
             state = learner.read_learner_state(self.output_dir) or {}
-            due = learner.due_steps(self.ratio, learner.environment_steps(
+            due = learner.due_steps(self.ratio, npz.environment_steps(
                 os.path.join(self.output_dir, "episodes", "train")))
             self.seen.append((state.get("train_steps", 0), due, state.get("steps_per_call")))
 
 
 def run_async(config: str, output_dir: str, params=(), watch: LearnerWatch | None = None) -> dict:
-    output_dir = cli.configure([config], list(params), output_dir)
-    from wm_core.train_eval import train_eval_loop
+    output_dir = configure([config], list(params), output_dir)
+    from wm_core.loops.train_eval import train_eval_loop
 
     plugins = (watch,) if watch else ()
     return train_eval_loop(output_dir=output_dir, hooks=Hooks(create_plugin_manager(False, plugins)))
@@ -114,7 +102,7 @@ def test_the_learner_trains_by_the_ratio_and_collection_never_runs_ahead(config,
     watch = LearnerWatch(output_dir, 0.7)
     # a slow learner (0.05 s per step): without waiting, collection would run far ahead
     run_async(config, output_dir, ["fake.make_train_fn.seconds_per_step = 0.05"], watch)
-    env_steps = learner.environment_steps(os.path.join(output_dir, "episodes", "train"))
+    env_steps = npz.environment_steps(os.path.join(output_dir, "episodes", "train"))
     assert env_steps == (2 + 2 * 3) * LENGTH
     state = learner.read_learner_state(output_dir)
     due = learner.due_steps(0.7, env_steps)  # 28
@@ -153,8 +141,8 @@ def test_a_resumed_run_goes_on_counting_from_the_learners_state(config, tmp_path
 
 
 def test_async_training_needs_a_ratio_and_a_train_fn(tmp_path):
-    from wm_core.planners import Random
-    from wm_core.train_eval import train_eval_loop
+    from wm_core.planning.planners import Random
+    from wm_core.loops.train_eval import train_eval_loop
 
     task = PointTask(length=LENGTH)
     for train_fn, ratio in ((None, 1.0), (lambda path: None, 0.0)):
@@ -174,7 +162,8 @@ def fake_train_fn(steps_per_call: int, counter: list[int]):
 
 
 def test_learn_trains_what_the_episodes_are_due_and_stops_when_idle(tmp_path):
-    from wm_core import planners, simulate
+    from wm_core.planning import planners
+    from wm_core.rollout import simulate
 
     task = PointTask(length=LENGTH)
     episodes, _, _ = simulate.simulate(task, planners.Random(task, seed=0), 3, seed=0)
@@ -192,7 +181,8 @@ def test_learn_trains_what_the_episodes_are_due_and_stops_when_idle(tmp_path):
 
 
 def test_a_train_fn_that_reports_no_steps_is_refused(tmp_path):
-    from wm_core import planners, simulate
+    from wm_core.planning import planners
+    from wm_core.rollout import simulate
 
     task = PointTask(length=LENGTH)
     episodes, _, _ = simulate.simulate(task, planners.Random(task, seed=0), 1, seed=0)
@@ -201,6 +191,23 @@ def test_a_train_fn_that_reports_no_steps_is_refused(tmp_path):
         learner.learn(lambda path: None, str(tmp_path / "train"), str(tmp_path), 1.0, stop_when_idle=True)
     with pytest.raises(learner.LearnerFailed, match="reported no step"):
         learner.wait_for_learner(str(tmp_path), str(tmp_path / "train"), 1.0)
+
+
+def test_wm_run_learn_says_what_is_missing(tmp_path, capsys):
+    import signal
+
+    from wm_core import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["learn", "--output_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "learn needs --output_dir and --train_steps_per_env_step" in capsys.readouterr().err
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli.main(["learn", "--output_dir", str(tmp_path), "--train_steps_per_env_step", "1"]) == 2
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert "operative_config.gin does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -220,6 +227,8 @@ def test_planet_trains_in_its_own_process_beside_collection(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+    # quiet by default, the learner process too: no TensorFlow start-up lines
+    assert not quiet.START_UP_LINES.search(completed.stdout + completed.stderr), completed.stderr[-3000:]
     state = learner.read_learner_state(output_dir)
     # 3 train episodes of 10 steps: 0.2 x 30 = 6 steps, in calls of 2
     assert (state["train_steps"], state["env_steps"], state["steps_per_call"]) == (6, 30, 2)

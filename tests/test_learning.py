@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_core import objectives
-from wm_core.learning import LearningScore, learnable_point_task, score_against_references
-from wm_core.oracle import OracleWorldModel
-from wm_core.planners import ModelPlanner, Random
+from wm_core.planning import objectives
+from wm_core.evaluation.scoring import LearningScore, learnable_point_task, score_against_references
+from wm_core.models.oracle import OracleWorldModel
+from wm_core.planning.planners import ModelPlanner, Random
 
 
 class GreedyPlanner(ModelPlanner):

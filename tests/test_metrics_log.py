@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from wm_core import npz
-from wm_core.hooks import Hooks, active_hooks, create_plugin_manager
+from wm_core.data import npz
+from wm_core.api.hooks import Hooks, active_hooks, create_plugin_manager
 from wm_core.reporting.metrics_log import METRICS_FILE, MetricsLogPlugin, read_metrics
-from wm_core.planners import Random
+from wm_core.planning.planners import Random
 from wm_core.tasks.toy import PointTask
-from wm_core.train_eval import train_eval_loop
+from wm_core.loops.train_eval import train_eval_loop
 
 
 def train_fn(path):

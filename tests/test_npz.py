@@ -1,4 +1,4 @@
-"""Episode files (:mod:`wm_core.npz`) and the training batches sampled from them (:mod:`wm_core.sampling`)."""
+"""Episode files (:mod:`wm_core.data.npz`) and the training batches sampled from them (:mod:`wm_core.data.sampling`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
-from wm_core import npz, sampling
-from wm_core.contracts import ContractError
-from wm_core.sampling import EpisodeReservoir
+from wm_core.data import npz, sampling
+from wm_core.api.contracts import ContractError
+from wm_core.data.sampling import EpisodeReservoir
 
 
 def encoded_episode(episode_id: int, rows: int, size: int = 4) -> dict[str, np.ndarray]:
@@ -34,7 +34,7 @@ def ids_and_steps(batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 @pytest.fixture
 def count_loads(monkeypatch):
-    """Counts np.load calls made by wm_core.npz, per file name."""
+    """Counts np.load calls made by wm_core.data.npz, per file name."""
     loads: list[str] = []
     real_load = np.load
 

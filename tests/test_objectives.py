@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_core.contracts import ContractError
-from wm_core.objectives import DiscountedReward, TotalReward
+from wm_core.api.contracts import ContractError
+from wm_core.planning.objectives import DiscountedReward, TotalReward
 from wm_core.testing import ObjectiveContract
 
 

@@ -12,9 +12,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from wm_core import registry, spaces, tasks
-from wm_core.contracts import ContractError
-from wm_core.oracle import OracleWorldModel
+from wm_core import tasks
+from wm_core.api import registry, spaces
+from wm_core.api.contracts import ContractError
+from wm_core.models.oracle import OracleWorldModel
 from wm_core.tasks.process import WorkerDiedError
 from wm_core.testing import WorldModelContract
 

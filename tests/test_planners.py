@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_core import planners
+from wm_core.planning import planners
 from wm_core.testing import PlannerContract
 from wm_core.tasks.toy import PointTask
 

@@ -152,8 +152,8 @@ def test_tensorflow_and_dmc_rendering_share_a_run_without_crashing():
     code = (
         "import tensorflow as tf\n"
         "from wm_core.tasks import DeepMindControl\n"
-        "from wm_core.planners import Random\n"
-        "from wm_core.simulate import simulate\n"
+        "from wm_core.planning.planners import Random\n"
+        "from wm_core.rollout.simulate import simulate\n"
         "task = DeepMindControl('cartpole', 'swingup', action_repeat=8, time_limit=0.5)\n"
         "(episode,), _, _ = simulate(task, Random(task, seed=0), 1)\n"
         "episodes, _, _ = simulate(task, Random(task, seed=0), 2, num_envs=2)\n"

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from wm_core.hooks import Hooks, create_plugin_manager
-from wm_core.planners import Random
+from wm_core.api.hooks import Hooks, create_plugin_manager
+from wm_core.planning.planners import Random
 from wm_core.reporting.progress import ProgressPlugin, progress_enabled
-from wm_core.simulate import simulate
+from wm_core.rollout.simulate import simulate
 from wm_core.tasks.toy import PointTask
 
 STEPS = 4
@@ -47,7 +47,7 @@ def plain_lines_match(output: str, episodes: list) -> None:
     lines = output.splitlines()
     assert len(lines) == 3, lines
     for index, (line, episode) in enumerate(zip(lines, episodes)):
-        score = f"{float(episode['reward'].sum()):.4g}"
+        score = f"{float(episode['reward'].sum()):.1f}"
         assert re.fullmatch(rf"train episode {index}: {STEPS} decisions, score {score}, \d+\.\d s", line), line
     assert re.fullmatch(r"train: steps 1-3, loss=0\.3333, \d+\.\d s", lines[2]), lines[2]
 
@@ -94,7 +94,7 @@ def test_forced_bars_count_every_decision_and_show_the_score():
         match = re.match(rf"train episode {index}: (\d+) decisions .*score=(\S+)\]", line)
         assert match, line
         assert int(match.group(1)) == STEPS == len(episode["image"]) - 1
-        assert match.group(2) == f"{float(episode['reward'].sum()):.4g}"
+        assert match.group(2) == f"{float(episode['reward'].sum()):.1f}"
     assert re.match(r"train: 3 steps .*loss=0\.3333\]", lines[2]), lines[2]
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from wm_core import npz
+from wm_core.data import npz
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -9,14 +9,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from wm_core import npz, ray_collect, simulate
-from wm_core.planners import Random
+from wm_core import ray_collect
+from wm_core.data import npz
+from wm_core.rollout import simulate
+from wm_core.planning.planners import Random
 from wm_core.tasks.toy import PointTask
 
+ROOT = Path(__file__).resolve().parents[1]
 LENGTH = 5
 
 
@@ -74,22 +78,8 @@ def test_a_restarted_collection_tops_up_exactly_the_missing_episodes(ray, tmp_pa
 
 def test_actors_can_be_built_from_a_runs_gin_config(ray, tmp_path):
     config = tmp_path / "operative_config.gin"
-    config.write_text(textwrap.dedent(f"""
-        TASK = @task/singleton()
-        task/singleton.constructor = @wm.PointTask
-        wm.PointTask.length = {LENGTH}
-        PLANNER = @planner/singleton()
-        planner/singleton.constructor = @wm.Random
-        wm.Random.task = %TASK
-        wm.Random.seed = 7
-        wm.train_eval_loop.task = %TASK
-        wm.train_eval_loop.train_planner = %PLANNER
-        wm.train_eval_loop.eval_planner = %PLANNER
-        wm.train_eval_loop.train_fn = None
-        wm.train_eval_loop.episodes_dir = %episodes_dir
-        wm.train_eval_loop.model_dir = %model_dir
-        wm.train_eval_loop.seed = %seed
-    """))
+    config.write_text((ROOT / "configs" / "tests" / "random_toy.gin").read_text()
+                      + f"wm.PointTask.length = {LENGTH}\nwm.Random.seed = 7\n")
     directory = str(tmp_path / "episodes" / "train")
     components = ray_collect.RunComponents(str(config), str(tmp_path))
     ray_collect.collect(components, directory, num_episodes=3, num_actors=2)
@@ -129,7 +119,7 @@ def test_an_unreachable_cluster_address_is_a_clear_error_not_a_hang(tmp_path):
         port = sock.getsockname()[1]
     code = textwrap.dedent(f"""
         from wm_core import ray_collect
-        from wm_core.distributed import PeerUnreachableError
+        from wm_core.peers import PeerUnreachableError
         for address in ("localhost:{port}", "ray://localhost:{port}"):
             try:
                 ray_collect.connect(address, connect_timeout_s=1.0)

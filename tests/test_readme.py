@@ -7,11 +7,13 @@ import pathlib
 import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+SNIPPETS = [textwrap.dedent(snippet)  # a snippet inside a list item is indented
+            for snippet in re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)]
 
 
 def test_the_readme_has_python_snippets():

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from wm_core import registry
-from wm_core.planners import Random
+from wm_core.api import registry
+from wm_core.planning.planners import Random
 from wm_core.tasks.toy import PointTask
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from wm_core import hookimpl
-from wm_core.hooks import Hooks, create_plugin_manager
-from wm_core.planners import Planner, Random
-from wm_core.simulate import simulate
+from wm_core.api.hooks import Hooks, create_plugin_manager
+from wm_core.planning.planners import Planner, Random
+from wm_core.rollout.simulate import simulate
 from wm_core.tasks.toy import PointEnv, PointTask
 
 HORIZON = 3
@@ -119,7 +119,7 @@ def test_hooks_see_every_episode_and_decision():
 
 
 def test_num_episodes_must_be_positive():
-    with pytest.raises(ValueError, match="num_episodes must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_episodes must be an integer >= 1, got 0"):
         simulate(PointTask(), Random(PointTask()), num_episodes=0)
 
 

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from wm_core import spaces
+from wm_core.api import spaces
 
 
 def test_discrete_actions_are_one_hot_vectors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from wm_core import registry, spaces, tasks
+from wm_core import tasks
+from wm_core.api import registry, spaces
 from wm_core.tasks import rendering
 from wm_core.testing import TaskContract
 
@@ -55,7 +57,7 @@ class TestTaskContract(TaskContract):
 
 def test_tasks_import_without_tensorflow():
     code = (
-        "import sys, wm_core.tasks, wm_core.oracle; "
+        "import sys, wm_core.tasks, wm_core.models.oracle; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; "
         "assert 'dm_control' not in sys.modules, 'dm_control imported eagerly'"
     )
@@ -229,6 +231,26 @@ def test_tasks_are_gin_configurable():
         assert tasks.DeepMindControl("cartpole", "swingup").camera_id == 1
     finally:
         gin.clear_config()
+
+
+@pytest.mark.parametrize(
+    "task_class, env_class",
+    [
+        (tasks.DeepMindControl, tasks.DeepMindControlEnv),
+        (tasks.Gym, tasks.GymEnv),
+        (tasks.Atari, tasks.AtariEnv),
+        (tasks.PointTask, tasks.PointEnv),
+    ],
+)
+def test_a_task_and_its_environment_take_the_same_defaults(task_class, env_class):
+    """Both constructors are public and list the same parameters; a default changed
+    in one only would make ``Task(...).create_env()`` differ from ``Env(...)``."""
+    task_parameters = inspect.signature(task_class.__init__).parameters
+    env_parameters = inspect.signature(env_class.__init__).parameters
+    shared = sorted(set(task_parameters) & set(env_parameters) - {"self"})
+    assert len(shared) >= 4
+    for name in shared:
+        assert task_parameters[name].default == env_parameters[name].default, name
 
 
 def test_resize_averages_the_covered_pixels():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from wm_core import testing
-from wm_core.contracts import ContractError, WorldModel
-from wm_core.planners import Random
+from wm_core.api.contracts import ContractError, WorldModel
+from wm_core.planning.planners import Random
 from wm_core.tasks.toy import PointTask
 
 
@@ -77,8 +77,8 @@ def test_toy_task_passes_the_task_contract():
 
 def test_core_imports_without_tensorflow():
     code = (
-        "import sys, wm_core, wm_core.registry, wm_core.planners, wm_core.simulate, "
-        "wm_core.objectives, wm_core.testing, wm_core.hooks, wm_core.tasks.toy\n"
+        "import sys, wm_core, wm_core.api.registry, wm_core.planning.planners, wm_core.rollout.simulate, "
+        "wm_core.planning.objectives, wm_core.testing, wm_core.api.hooks, wm_core.tasks.toy\n"
         "assert 'tensorflow' not in sys.modules, 'wm_core imported tensorflow'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -133,7 +133,7 @@ def test_stochastic_models_are_checked_for_shapes_only():
 
 
 def test_a_batched_planner_that_mixes_up_slots_is_caught():
-    from wm_core.planners import PlannerPerSlot
+    from wm_core.planning.planners import PlannerPerSlot
 
     class Mixed(PlannerPerSlot):
         def decide(self, slots, prev_images, prev_actions, prev_rewards):

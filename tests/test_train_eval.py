@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from wm_core import hookimpl, npz
-from wm_core.hooks import Hooks, create_plugin_manager
-from wm_core.planners import Random
+from wm_core import hookimpl
+from wm_core.data import npz
+from wm_core.api.hooks import Hooks, create_plugin_manager
+from wm_core.planning.planners import Random
 from wm_core.tasks.toy import PointTask
-from wm_core.train_eval import train_eval_loop
+from wm_core.loops.train_eval import train_eval_loop
 
 LENGTH = 5
 
@@ -118,15 +119,15 @@ def test_offline_mode_without_episodes_is_a_clear_error(tmp_path):
 
 
 def test_invalid_schedule_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="eval_every_n_iterations must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="eval_every_n_iterations must be an integer >= 1, got 0"):
         run_loop(tmp_path, eval_every_n_iterations=0)
 
 
 RUN_SCRIPT = textwrap.dedent('''
     import os, sys, time
-    from wm_core.planners import Random
+    from wm_core.planning.planners import Random
     from wm_core.tasks.toy import PointTask
-    from wm_core.train_eval import train_eval_loop
+    from wm_core.loops.train_eval import train_eval_loop
 
     output, hang_at = sys.argv[1], sys.argv[2]
     task = PointTask(length=5)
@@ -152,6 +153,17 @@ RUN_SCRIPT = textwrap.dedent('''
 ''')
 
 
+def kill_when_hanging(command: list[str], output) -> None:
+    """Run ``command`` and SIGKILL it once it has written ``output / "hanging"``."""
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 120
+    while not (output / "hanging").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "run ended before the kill"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 @pytest.mark.parametrize("hang_at", ["collect", "train"])
 def test_killed_run_resumes_without_losing_or_duplicating_episodes(tmp_path, hang_at):
     script = tmp_path / "run.py"
@@ -159,13 +171,7 @@ def test_killed_run_resumes_without_losing_or_duplicating_episodes(tmp_path, han
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     subprocess.run([sys.executable, str(script), str(reference), "never"], check=True, timeout=120)
     killed.mkdir()
-    process = subprocess.Popen([sys.executable, str(script), str(killed), hang_at])
-    deadline = time.monotonic() + 120
-    while not (killed / "hanging").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "run ended before the kill"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_when_hanging([sys.executable, str(script), str(killed), hang_at], killed)
     subprocess.run([sys.executable, str(script), str(killed), "never"], check=True, timeout=120)
     for phase in ("train", "eval"):
         expected = npz.load_dictionaries(str(reference / "episodes" / phase))
@@ -234,9 +240,9 @@ def test_no_seed_episodes_and_no_evaluation_report_none(tmp_path):
 
 
 def test_planning_quality_of_the_eval_planner_is_reported_after_each_evaluation(tmp_path):
-    from wm_core.oracle import OracleWorldModel
-    from wm_core.planners import ModelPlanner
-    from wm_core import objectives
+    from wm_core.models.oracle import OracleWorldModel
+    from wm_core.planning.planners import ModelPlanner
+    from wm_core.planning import objectives
 
     task = PointTask(length=LENGTH)
     oracle = OracleWorldModel(task)
@@ -287,9 +293,9 @@ VECTOR_TASKS = textwrap.dedent('''
 VECTOR_RUN_SCRIPT = textwrap.dedent('''
     import os, sys, time
     from wm_core import hookimpl
-    from wm_core.hooks import Hooks, create_plugin_manager
-    from wm_core.planners import Random
-    from wm_core.train_eval import train_eval_loop
+    from wm_core.api.hooks import Hooks, create_plugin_manager
+    from wm_core.planning.planners import Random
+    from wm_core.loops.train_eval import train_eval_loop
     from vector_tasks import VariableTask
 
     output, num_envs, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -366,13 +372,7 @@ def test_killed_four_environment_run_drops_episodes_that_ended_before_an_earlier
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     subprocess.run([sys.executable, str(script), str(reference), "1", "hang-free"], check=True, timeout=120)
     killed.mkdir()
-    process = subprocess.Popen([sys.executable, str(script), str(killed), "4", "hang"])
-    deadline = time.monotonic() + 120
-    while not (killed / "hanging").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "run ended before the kill"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_when_hanging([sys.executable, str(script), str(killed), "4", "hang"], killed)
     ended = (killed / "ended").read_text().split("\n")
     assert "train 3" in ended and "train 2" not in ended  # 3 ended before 2...
     assert len(npz.episode_paths(str(killed / "episodes" / "train"))) == 2  # ...and was not saved

@@ -1,13 +1,13 @@
-"""The shared training scaffold (:mod:`wm_core.training`) with a NumPy learner."""
+"""The shared training scaffold (:mod:`wm_core.loops.training`) with a NumPy learner."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from wm_core import npz
-from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
-from wm_core.training import TrainingDivergedError, TrainLoop, check_training_batch
+from wm_core.data import npz
+from wm_core.api.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
+from wm_core.loops.training import TrainingDivergedError, TrainLoop, check_training_batch
 
 FRAME = (4, 4, 1)
 
@@ -20,7 +20,7 @@ def episode(rows: int, reward: float = 1.0) -> dict[str, np.ndarray]:
     }
 
 
-class MeanRewardLearner:
+class MeanRewardTrainer:
     """Learns the mean reward by gradient steps of size 0.5; saves in memory."""
 
     name = "Toy"
@@ -70,7 +70,7 @@ def run(train_fn, path):
 
 def test_steps_are_reported_saved_and_prepared_once(tmp_path):
     npz.save_dictionaries([episode(6, reward=2.0)], str(tmp_path))
-    learner = MeanRewardLearner()
+    learner = MeanRewardTrainer()
     train_fn = TrainLoop(learner, train_steps=3, batch=2, chunk_length=3, prefetch=0)
     assert run(train_fn, tmp_path) == [1, 2, 3]
     assert run(train_fn, tmp_path) == [4, 5, 6]
@@ -82,7 +82,7 @@ def test_steps_are_reported_saved_and_prepared_once(tmp_path):
 def test_divergence_restores_the_last_save_and_says_so(tmp_path):
     npz.save_dictionaries([episode(6)], str(tmp_path / "good"))
     npz.save_dictionaries([episode(6, reward=np.nan)], str(tmp_path / "bad"))
-    learner = MeanRewardLearner()
+    learner = MeanRewardTrainer()
     train_fn = TrainLoop(learner, train_steps=2, batch=2, chunk_length=3, prefetch=0)
     run(train_fn, tmp_path / "good")
     with pytest.raises(TrainingDivergedError, match=r"Toy training diverged at step 3 \(loss=nan\) "
@@ -95,7 +95,7 @@ def test_divergence_restores_the_last_save_and_says_so(tmp_path):
 
 def test_divergence_before_any_save_says_the_weights_are_invalid(tmp_path):
     npz.save_dictionaries([episode(6, reward=np.inf)], str(tmp_path))
-    train_fn = TrainLoop(MeanRewardLearner(), train_steps=2, batch=2, chunk_length=3, prefetch=0)
+    train_fn = TrainLoop(MeanRewardTrainer(), train_steps=2, batch=2, chunk_length=3, prefetch=0)
     with pytest.raises(TrainingDivergedError, match="no checkpoint to go back to"):
         run(train_fn, tmp_path)
 
@@ -103,7 +103,7 @@ def test_divergence_before_any_save_says_the_weights_are_invalid(tmp_path):
 def test_a_new_data_path_gets_its_own_iterator(tmp_path):
     npz.save_dictionaries([episode(6, reward=1.0)], str(tmp_path / "a"))
     npz.save_dictionaries([episode(6, reward=5.0)], str(tmp_path / "b"))
-    learner = MeanRewardLearner()
+    learner = MeanRewardTrainer()
     train_fn = TrainLoop(learner, train_steps=40, batch=2, chunk_length=3, prefetch=0)
     run(train_fn, tmp_path / "a")
     assert learner.weight == pytest.approx(1.0)
@@ -115,20 +115,20 @@ def test_episodes_of_the_wrong_shape_are_named(tmp_path):
     wrong = episode(6)
     wrong["image"] = np.zeros((6, 8, 8, 1), np.uint8)
     npz.save_dictionaries([wrong], str(tmp_path))
-    train_fn = TrainLoop(MeanRewardLearner(), train_steps=1, batch=2, chunk_length=3, prefetch=0)
+    train_fn = TrainLoop(MeanRewardTrainer(), train_steps=1, batch=2, chunk_length=3, prefetch=0)
     with pytest.raises(ValueError, match=r"Toy training batch from '.*'\['image'\] is uint8 "
                                          r"\(2, 3, 8, 8, 1\); expected uint8 \[\?, \?, 4, 4, 1\]"):
         run(train_fn, tmp_path)
 
 
 def test_an_empty_directory_and_bad_settings_are_clear_errors(tmp_path):
-    train_fn = TrainLoop(MeanRewardLearner(), train_steps=1, batch=2, chunk_length=3)
+    train_fn = TrainLoop(MeanRewardTrainer(), train_steps=1, batch=2, chunk_length=3)
     with pytest.raises(ValueError, match=r"no episode files \(\*\.npz\) in"):
         train_fn(str(tmp_path))
     with pytest.raises(FileNotFoundError):
         train_fn(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="chunk_length must be an integer >= 1, got 0"):
-        TrainLoop(MeanRewardLearner(), train_steps=1, batch=2, chunk_length=0)
+        TrainLoop(MeanRewardTrainer(), train_steps=1, batch=2, chunk_length=0)
 
 
 def test_batch_check_drops_extra_keys_and_catches_disagreeing_lengths():

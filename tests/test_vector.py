@@ -17,15 +17,16 @@ import gin
 import numpy as np
 import pytest
 
-from wm_core import hookimpl, npz
-from wm_core.hooks import Hooks, create_plugin_manager
-from wm_core.planners import Random
-from wm_core.simulate import simulate
+from wm_core import hookimpl
+from wm_core.data import npz
+from wm_core.api.hooks import Hooks, create_plugin_manager
+from wm_core.planning.planners import Random
+from wm_core.rollout.simulate import simulate
 from wm_core.tasks import DeepMindControl
 from wm_core.tasks.process import WorkerDiedError, WorkerTimeoutError
 from wm_core.tasks.toy import PointTask
 from wm_core.tasks.vector import VectorEnv, worker_factory
-from wm_core.train_eval import train_eval_loop
+from wm_core.loops.train_eval import train_eval_loop
 
 FAULT_TASKS = textwrap.dedent('''
     """Point tasks whose environments end at seed-dependent times, die or hang."""
@@ -288,9 +289,9 @@ def test_four_environments_give_the_episodes_of_one(fault_tasks, tmp_path):
 
 
 def test_an_oracle_planner_in_four_environments_acts_as_in_one():
-    from wm_core import objectives
-    from wm_core.oracle import OracleWorldModel
-    from wm_core.planners import ModelPlanner
+    from wm_core.planning import objectives
+    from wm_core.models.oracle import OracleWorldModel
+    from wm_core.planning.planners import ModelPlanner
 
     class Greedy(ModelPlanner):
         """The best of three constant plans under the model, with a little noise."""

@@ -14,7 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator, event_file_loader
 
 from wm_core.reporting import summaries
-from wm_core.hooks import Hooks, create_plugin_manager
+from wm_core.api.hooks import Hooks, create_plugin_manager
 from wm_core.reporting.visualize import (
     TensorBoardPlugin,
     one_step_rewards,

@@ -12,11 +12,12 @@ import textwrap
 
 import pytest
 
-from wm_core import registry
+from wm_core.api import registry
 
 CHECK = textwrap.dedent("""
     import sys
-    from wm_core import registry, testing
+    from wm_core import testing
+    from wm_core.api import registry
     from wm_core.tasks.toy import PointTask
     task = PointTask(length=5)
     testing.check_world_model(registry.make("world_models", sys.argv[1], task=task), task)

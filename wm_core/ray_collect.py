@@ -18,7 +18,7 @@ config, replayed in each actor: what a learned model's planner needs, its
 Episode ``i`` is reset with seed ``seed + i`` (as ``simulate`` and
 ``train_eval_loop`` do); the missing episodes ``0 .. num_episodes - 1`` are
 dealt round-robin to the actors, and each actor writes its episodes itself
-with :func:`wm_core.npz.save_dictionaries` (atomic: a reader sees a whole
+with :func:`wm_core.data.npz.save_dictionaries` (atomic: a reader sees a whole
 file or none).
 
 Which episodes a directory holds is read from the files' ``seed`` column, so
@@ -32,7 +32,7 @@ it waits; the lowest missing episode is never waiting, so the wait ends.
 Errors are clear instead of hangs: without Ray, :class:`RayNotInstalledError`
 names the extra to install; a cluster address that does not accept a
 connection within ``connect_timeout_s`` raises
-:class:`wm_core.distributed.PeerUnreachableError` (measured with Ray 2.60:
+:class:`wm_core.peers.PeerUnreachableError` (measured with Ray 2.60:
 ``ray.init(address="host:port")`` to a dead address retries for minutes —
 still retrying after 2 —, ``ray://`` addresses fail after 30 s); an actor
 that fails or dies stops the others and re-raises its error.
@@ -47,8 +47,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from wm_core import npz
-from wm_core.distributed import parse_address, wait_until_reachable
+from wm_core.data import npz
+from wm_core.peers import parse_address, wait_until_reachable
 
 __all__ = [
     "Components",
@@ -94,7 +94,7 @@ def connect(address: str | None = None, connect_timeout_s: float = 30.0, **init_
 
     A ``host:port`` or ``ray://host:port`` address must accept a TCP
     connection within ``connect_timeout_s``, else
-    :class:`~wm_core.distributed.PeerUnreachableError`.
+    :class:`~wm_core.peers.PeerUnreachableError`.
     """
     ray = import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -154,7 +154,7 @@ class RunComponents:
         self.bindings = list(bindings)
 
     def __call__(self) -> tuple[Any, Any]:
-        from wm_core.learner import configure_run, loop_setting
+        from wm_core.loops.config import configure_run, loop_setting
 
         with tempfile.TemporaryDirectory(prefix="wm-ray-config-") as directory:
             path = os.path.join(directory, self.config_name)
@@ -223,7 +223,7 @@ class _Collector:
 
     def run(self, indices: list[int]) -> list[str]:
         """Collect and save episodes ``indices`` (ascending), each after its predecessors."""
-        from wm_core.simulate import run_episode
+        from wm_core.rollout.simulate import run_episode
 
         env = self.task.create_env()
         paths = []

@@ -1,8 +1,8 @@
-"""The contract test kit: prove a component honours :mod:`wm_core.contracts`.
+"""The contract test kit: prove a component honours :mod:`wm_core.api.contracts`.
 
 Plain functions anyone can call (``check_world_model``, ``check_planner``,
 ``check_objective``, ``check_task``), each raising
-:class:`~wm_core.contracts.ContractError` with the broken rule, and pytest
+:class:`~wm_core.api.contracts.ContractError` with the broken rule, and pytest
 base classes a plugin subclasses, providing the fixtures ``task`` and
 ``world_model`` / ``planner`` / ``objective``::
 
@@ -19,9 +19,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from wm_core import spaces
-from wm_core.checks import check_action, check_plan_prediction, check_predictions, check_scores
-from wm_core.contracts import ContractError, Predictions, batched
+from wm_core.api import spaces
+from wm_core.api.checks import check_action, check_plan_prediction, check_predictions, check_scores
+from wm_core.api.contracts import ContractError, Predictions, batched
 
 __all__ = [
     "check_world_model",
@@ -109,6 +109,29 @@ def _same_predictions(first: Predictions, second: Predictions, rtol: float, atol
     return None
 
 
+def _check_proposals(propose_fn: Any, state: Any, space: Any, count: int, horizon: int, seed: int) -> None:
+    """``propose_fn`` returns ``float32 [count, horizon, A]`` inside the action
+    bounds, leaves ``state`` intact and repeats itself for the same seed."""
+    before = list(_leaves(state))
+    proposals = propose_fn(state, horizon, count, seed=seed)
+    _assert_same_tree(before, list(_leaves(state)), "propose_fn")
+    shape = (count, horizon, spaces.action_dim(space))
+    _require(
+        isinstance(proposals, np.ndarray) and proposals.dtype == np.float32 and proposals.shape == shape,
+        f"propose_fn returned {getattr(proposals, 'dtype', type(proposals).__name__)} "
+        f"{getattr(proposals, 'shape', '')}, expected float32 {shape}",
+    )
+    low, high = spaces.action_bounds(space)
+    _require(
+        bool(np.all(np.isfinite(proposals)) and np.all(proposals >= low) and np.all(proposals <= high)),
+        f"propose_fn returned actions outside the bounds [{low}, {high}] (or non-finite)",
+    )
+    _require(
+        np.array_equal(propose_fn(state, horizon, count, seed=seed), proposals),
+        "propose_fn gave different proposals for the same state and seed",
+    )
+
+
 def check_world_model(
     model: Any,
     task: Any,
@@ -125,15 +148,18 @@ def check_world_model(
     """Feed real frames of ``task`` through ``model`` and check the contract.
 
     ``model`` is anything with ``reset_fn``, ``observe_fn`` and
-    ``predict_fn`` (and optionally ``predict_batch_fn``).  Checks: observe
+    ``predict_fn`` (and optionally ``predict_batch_fn`` and ``propose_fn``).  Checks: observe
     returns a new state and leaves the old one intact; predict returns
     ``[P, H]``-led NumPy arrays with float32 rewards and leaves ``state``
     bitwise unchanged; the batched form (``predict_batch_fn``, or
-    :func:`~wm_core.contracts.batched` of ``predict_fn`` for models without
+    :func:`~wm_core.api.contracts.batched` of ``predict_fn`` for models without
     one) on ``batch_states`` states (episodes reset with seeds ``seed``,
     ``seed + 1``, ...) returns ``[N, P, H]``-led predictions, leaves the
     states unchanged, and row ``i`` equals ``predict_fn(actions[i],
-    states[i])`` (floats within ``rtol``/``atol``, frames within 1).
+    states[i])`` (floats within ``rtol``/``atol``, frames within 1).  A
+    ``value`` prediction must be finite ``float32 [P]``; ``propose_fn``
+    (when the model has it) must return ``float32 [P, H, A]`` inside the
+    action bounds, leave the state intact and repeat itself for a seed.
 
     :param deterministic: ``True``: the model's predictions are a function
         of actions and state, so batched rows must equal the per-state
@@ -150,6 +176,8 @@ def check_world_model(
     predictions = model.predict_fn(future_actions, state)
     _assert_same_tree(before, list(_leaves(state)), "predict_fn")
     predictions = check_predictions(predictions, proposals, horizon, "predict_fn", strict=True)
+    if getattr(model, "propose_fn", None) is not None:
+        _check_proposals(model.propose_fn, state, space, proposals, horizon, seed)
     if batch_states < 1:
         return
 
@@ -286,7 +314,7 @@ def check_planner(
 ) -> None:
     """Run ``planner`` for ``steps`` decisions on ``task``; check actions and predictions.
 
-    Then its batched form (:func:`wm_core.planners.batch_planner`) for
+    Then its batched form (:func:`wm_core.planning.planners.batch_planner`) for
     ``num_slots`` environments, slot ``s`` playing the episode seeded
     ``seed + s`` (``num_slots=0`` skips it): actions ``float32 [N, A]`` and
     one prediction per deciding slot, each checked like the planner's.
@@ -300,7 +328,7 @@ def check_planner(
     on a discrete action) can repeat by chance and then fail the comparison;
     seed it, or pass ``False``.
     """
-    from wm_core.planners import batch_planner, slot_copies
+    from wm_core.planning.planners import batch_planner, slot_copies
 
     batch = copies = None
     if num_slots:
@@ -335,13 +363,20 @@ def check_planner(
 
 
 def check_objective(objective_fn: Any, *, proposals: int = 5, horizon: int = 4, seed: int = 0) -> None:
-    """Scores are finite ``float32 [P]``, deterministic, and leave predictions intact."""
+    """Scores are finite ``float32 [P]``, deterministic, and leave predictions
+    intact (predictions with ``reward [P, H]`` and the optional ``value [P]``)."""
     rng = np.random.default_rng(seed)
-    predictions: Predictions = {"reward": rng.normal(size=(proposals, horizon)).astype(np.float32)}
-    original = predictions["reward"].copy()
+    predictions: Predictions = {
+        "reward": rng.normal(size=(proposals, horizon)).astype(np.float32),
+        "value": rng.normal(size=proposals).astype(np.float32),
+    }
+    original = {key: value.copy() for key, value in predictions.items()}
     scores = check_scores(objective_fn(predictions), proposals, "objective_fn", strict=True)
     _require(np.array_equal(objective_fn(predictions), scores), "objective is not deterministic")
-    _require(np.array_equal(predictions["reward"], original), "objective mutated the predictions")
+    _require(
+        all(np.array_equal(predictions[key], value) for key, value in original.items()),
+        "objective mutated the predictions",
+    )
 
 
 def check_task(task: Any, *, seed: int = 0, steps: int = 5) -> None:

@@ -1,7 +1,7 @@
 """Reporting plugins: what a run shows while it goes and leaves behind.
 
 Each is a ``wm.plugins`` entry point implementing hooks of
-:mod:`wm_core.hookspecs`:
+:mod:`wm_core.api.hookspecs`:
 
 * :mod:`~wm_core.reporting.visualize` — TensorBoard scalars, episode videos
   and open-loop predictions (``tensorboard``), written with

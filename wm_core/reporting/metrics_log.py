@@ -29,7 +29,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from wm_core.hooks import hookimpl
+from wm_core.api.hooks import hookimpl
 
 __all__ = ["METRICS_FILE", "MetricsLogPlugin", "read_metrics"]
 

@@ -26,9 +26,14 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from wm_core.hooks import hookimpl
+from wm_core.api.hooks import hookimpl
 
-__all__ = ["ProgressPlugin", "progress_enabled"]
+__all__ = ["ProgressPlugin", "format_score", "progress_enabled"]
+
+
+def format_score(score: float) -> str:
+    """A score (an episode's return, or a mean of returns) as every line of a run prints it."""
+    return f"{score:.1f}"
 
 
 def progress_enabled(stream: TextIO | None = None) -> bool:
@@ -119,9 +124,9 @@ class ProgressPlugin:
     def wm_episode_end(self, phase: str, episode_index: int, score: float) -> None:
         episode = self._episodes.pop((phase, episode_index), None)
         if episode is not None:
-            episode.postfix = {"score": f"{score:.4g}"}
+            episode.postfix = {"score": format_score(score)}
             self._close(episode, f"{phase} episode {episode_index}: {episode.decisions} decisions, "
-                                 f"score {score:.4g}, {episode.seconds()}")
+                                 f"score {format_score(score)}, {episode.seconds()}")
 
     @hookimpl
     def wm_train_step(self, step: int, metrics: dict[str, float]) -> None:

@@ -16,7 +16,7 @@ Library) writes, for one phase of an iteration, into ``summary_dir``:
 * ``reward_prediction_mse``: the mean squared error of that one-step
   alignment, pooled over every decision with a prediction.
 
-Alignment follows :mod:`wm_core.simulate`: ``predictions[e][t]`` was made on
+Alignment follows :mod:`wm_core.rollout.simulate`: ``predictions[e][t]`` was made on
 episode row ``t`` and its row ``j`` refers to episode row ``t + 1 + j``.
 Decisions without a prediction (``None``, e.g. the random planner) are
 skipped; when there is none at all, only scalars and videos are written.
@@ -35,8 +35,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from wm_core.reporting import summaries
-from wm_core.contracts import Episode, Predictions
-from wm_core.hooks import hookimpl
+from wm_core.api.contracts import Episode, Predictions
+from wm_core.api.hooks import hookimpl
 
 __all__ = [
     "visualize",

@@ -15,7 +15,7 @@ is a :class:`TaskEnv`:
   episode;
 * :meth:`TaskEnv.get_sim_state` / :meth:`TaskEnv.set_sim_state` snapshot and
   restore the simulator as a dict of NumPy arrays, and :meth:`TaskEnv.advance`
-  steps it without rendering — what :class:`wm_core.oracle.OracleWorldModel`
+  steps it without rendering — what :class:`wm_core.models.oracle.OracleWorldModel`
   plans with.
 """
 
@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
+
+from wm_core.api.checks import check_int_at_least
 
 __all__ = ["SimState", "Task", "TaskEnv", "image_space"]
 
@@ -38,13 +40,6 @@ def image_space(size: tuple[int, int]) -> gymnasium.spaces.Box:
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {size!r}")
     return gymnasium.spaces.Box(0, 255, (height, width, 3), np.uint8)
-
-
-def check_action_repeat(action_repeat: int) -> int:
-    """``action_repeat`` as a positive int, or a ``ValueError`` naming it."""
-    if int(action_repeat) != action_repeat or action_repeat < 1:
-        raise ValueError(f"action_repeat must be a positive integer, got {action_repeat!r}")
-    return int(action_repeat)
 
 
 class TaskEnv(gymnasium.Env):
@@ -67,7 +62,7 @@ class TaskEnv(gymnasium.Env):
         if time_limit is not None and time_limit < 1:
             raise ValueError(f"time_limit must be a positive step count or None, got {time_limit!r}")
         self.render_mode = render_mode
-        self.action_repeat = check_action_repeat(action_repeat)
+        self.action_repeat = check_int_at_least("action_repeat", action_repeat)
         self.time_limit = time_limit
         self._steps = 0
         self._image: np.ndarray | None = None

@@ -29,6 +29,14 @@ __all__ = ["DeepMindControl", "DeepMindControlEnv"]
 def _load_suite_environment(domain_name: str, task_name: str, time_limit: float | None):
     rendering.configure_mujoco_gl()
     try:
+        import dm_control  # noqa: F401  (the package alone renders nothing)
+        import mujoco  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"DeepMind Control tasks need dm-control and mujoco ({error}): "
+            "pip install 'wm-core[dmc]'"
+        ) from error
+    try:
         import dm_control._render  # noqa: F401  (picks the MUJOCO_GL backend on import)
     except (ImportError, RuntimeError) as error:
         raise rendering.NoGLBackendError(rendering.no_backend_message(error)) from error

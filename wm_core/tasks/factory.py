@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wm_core import registry
+from wm_core.api import registry
 from wm_core.tasks.base import Task
 
 __all__ = ["make"]
@@ -14,8 +14,8 @@ def make(spec: str, **kwargs: Any) -> Task:
     """Build the task ``spec`` names, e.g. ``make("dmc:cartpole-swingup", action_repeat=8)``.
 
     The prefix (``dmc``, ``gym``, ``atari``, or a plugin's) is looked up in
-    the ``wm.tasks`` entry points with :func:`wm_core.registry.load`, so an
-    unknown prefix raises its :class:`~wm_core.registry.PluginNotFoundError`.
+    the ``wm.tasks`` entry points with :func:`wm_core.api.registry.load`, so an
+    unknown prefix raises its :class:`~wm_core.api.registry.PluginNotFoundError`.
     The rest is the task's own name, parsed by its ``from_name``.
     """
     prefix, separator, name = spec.partition(":")

@@ -9,8 +9,7 @@ the process that trains or plans with a TensorFlow model: a
 ``python -m wm_core.tasks.worker`` that imports only what unpickling the
 environment factory needs (not multiprocessing's spawn, which re-imports the
 parent's ``__main__`` and with it TensorFlow) — and forwards every call to
-it.  A 64×64 frame costs one pipe round trip (~0.1 ms) against ~16 ms of
-rendering.
+it, one pipe round trip each (its cost: ``docs/design.md``).
 
 The worker gets the parent's ``sys.path`` before the factory, so a factory
 importable in the parent (a test's module on a temporary path included) is

@@ -53,10 +53,10 @@ def render_threads(workers: int) -> dict[str, str]:
     Mesa's llvmpipe (the software rasteriser behind EGL and OSMesa without a
     GPU) draws a frame with one thread per core (``LP_NUM_THREADS``).  One
     rendering process gains a little from that; several side by side do not,
-    and the threads' hand-offs cost CPU (DMC cartpole, a step and a 64x64
-    render on 2 cores: 26 ms wall and 39 ms CPU threaded, 28 ms wall and 28 ms
-    CPU inline).  Each of ``workers`` processes gets ``cores // workers``
-    threads, none (``0``: render inline) where that is below 2.  Returns
+    and the threads' hand-offs cost CPU (measured in ``docs/design.md``,
+    "Several environments per run").  Each of ``workers`` processes gets
+    ``cores // workers`` threads, none (``0``: render inline) where that is
+    below 2.  Returns
     ``{"LP_NUM_THREADS": ...}`` to add to a worker's environment, or ``{}``
     when the user set ``LP_NUM_THREADS`` (theirs is kept).
     """

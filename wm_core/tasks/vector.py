@@ -26,7 +26,7 @@ options={"reset_mask": ...})``, rewards / terminations / truncations as
 * **A dead worker is not fatal.**  If a worker dies during a call its slot
   reports ``infos["failed"]`` ``True`` (its observation is meaningless) and
   needs a reset; the next reset of that slot starts a fresh worker.  The
-  caller decides what a lost episode means (:func:`wm_core.simulate.
+  caller decides what a lost episode means (:func:`wm_core.rollout.simulate.
   simulate` collects it again from its seed).  An error *raised* by an
   environment is re-raised, as Gymnasium does.
 * **Timeouts kill.**  A worker has ``timeout`` seconds to answer a call;
@@ -37,7 +37,7 @@ options={"reset_mask": ...})``, rewards / terminations / truncations as
   send` starts a call in one slot and :meth:`VectorEnv.receive` returns the
   answers as they come, so a caller can act for the slots that are ready
   instead of waiting, every step, for the slowest (what
-  :func:`wm_core.simulate.simulate` does).
+  :func:`wm_core.rollout.simulate.simulate` does).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import gin
 import numpy as np
 
+from wm_core.api.checks import check_num_envs
 from wm_core.tasks.process import ProcessEnv, WorkerDiedError, WorkerError, WorkerTimeoutError
 from wm_core.tasks.rendering import render_threads
 
@@ -110,8 +111,6 @@ class VectorEnv:
     """
 
     def __init__(self, task: Any, num_envs: int, timeout: float = 300.0):
-        from wm_core.simulate import check_num_envs
-
         check_num_envs(num_envs)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")

@@ -8,7 +8,7 @@ import gin
 import numpy as np
 
 from wm_core import spaces
-from wm_core.contracts import ObjectiveFn, ObserveFn, PredictBatchFn, PredictFn, ResetFn
+from wm_core.api.contracts import ObjectiveFn, ObserveFn, PredictBatchFn, PredictFn, ProposeFn, ResetFn
 
 from wm_cem.distributions import Gaussian
 from wm_cem.noise import colored_noise
@@ -62,6 +62,8 @@ class ICEM(PopulationSearch):
         plan_predict_fn: PredictFn | None = None,
         predict_batch_fn: PredictBatchFn | None = None,
         plan_predict_batch_fn: PredictBatchFn | None = None,
+        propose_fn: ProposeFn | None = None,
+        policy_proposals: int = 0,
     ):
         if spaces.is_discrete(task.action_space):
             raise TypeError(
@@ -73,7 +75,8 @@ class ICEM(PopulationSearch):
             horizon=horizon, iterations=iterations, proposals=proposals,
             fraction=fraction, warm_start=warm_start, min_stdev=min_stdev, seed=seed,
             plan_predict_fn=plan_predict_fn, predict_batch_fn=predict_batch_fn,
-            plan_predict_batch_fn=plan_predict_batch_fn,
+            plan_predict_batch_fn=plan_predict_batch_fn, propose_fn=propose_fn,
+            policy_proposals=policy_proposals,
         )
         if not beta >= 0.0:
             raise ValueError(f"beta must be >= 0, got {beta}")

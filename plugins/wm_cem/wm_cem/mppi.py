@@ -7,7 +7,7 @@ from typing import Any
 import gin
 import numpy as np
 
-from wm_core.contracts import ObjectiveFn, ObserveFn, PredictBatchFn, PredictFn, ResetFn
+from wm_core.api.contracts import ObjectiveFn, ObserveFn, PredictBatchFn, PredictFn, ProposeFn, ResetFn
 
 from wm_cem.distributions import Distribution
 from wm_cem.search import PopulationSearch
@@ -68,13 +68,16 @@ class MPPI(PopulationSearch):
         plan_predict_fn: PredictFn | None = None,
         predict_batch_fn: PredictBatchFn | None = None,
         plan_predict_batch_fn: PredictBatchFn | None = None,
+        propose_fn: ProposeFn | None = None,
+        policy_proposals: int = 0,
     ):
         super().__init__(
             predict_fn, observe_fn, reset_fn, task, objective_fn,
             horizon=horizon, iterations=iterations, proposals=proposals,
             fraction=fraction, warm_start=warm_start, min_stdev=min_stdev, seed=seed,
             plan_predict_fn=plan_predict_fn, predict_batch_fn=predict_batch_fn,
-            plan_predict_batch_fn=plan_predict_batch_fn,
+            plan_predict_batch_fn=plan_predict_batch_fn, propose_fn=propose_fn,
+            policy_proposals=policy_proposals,
         )
         if not temperature > 0.0:
             raise ValueError(f"temperature must be > 0, got {temperature}")

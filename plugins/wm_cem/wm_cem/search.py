@@ -30,18 +30,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from wm_core.checks import check_decide_args, check_predictions, check_scores
-from wm_core.contracts import (
+from wm_core.api.checks import check_decide_args, check_predictions, check_scores
+from wm_core.api.contracts import (
     ObjectiveFn,
     ObserveFn,
     PredictBatchFn,
     PredictFn,
     Predictions,
+    ProposeFn,
     ResetFn,
     State,
     batched,
 )
-from wm_core.planners import ModelPlanner, slot_copies
+from wm_core.planning.planners import ModelPlanner, slot_copies
 
 from wm_cem.distributions import Distribution, initial_distribution
 
@@ -104,6 +105,11 @@ class PopulationSearch(ModelPlanner):
         environments at once; default ``batched(predict_fn)``, a loop.
     :param plan_predict_batch_fn: optional; the batched form of
         ``plan_predict_fn`` (default: ``batched(plan_predict_fn)``).
+    :param propose_fn: optional; the world model's ``propose_fn`` (see
+        :mod:`wm_core.api.contracts`), e.g. a learned policy prior.
+    :param policy_proposals: ``M >= 0``: every iteration of a decision
+        evaluates, beside its ``P`` proposals, the same ``M`` sequences drawn
+        once per decision from ``propose_fn`` (which must then be given).
 
     The distribution family follows ``task.action_space``: per-step Gaussians
     clipped to the bounds for ``Box``, per-step categoricals over one-hot
@@ -131,8 +137,22 @@ class PopulationSearch(ModelPlanner):
         plan_predict_fn: PredictFn | None = None,
         predict_batch_fn: PredictBatchFn | None = None,
         plan_predict_batch_fn: PredictBatchFn | None = None,
+        propose_fn: ProposeFn | None = None,
+        policy_proposals: int = 0,
     ):
         super().__init__(task, predict_fn, observe_fn, reset_fn, objective_fn, seed)
+        if isinstance(policy_proposals, bool) or not isinstance(policy_proposals, (int, np.integer)) or (
+            policy_proposals < 0
+        ):
+            raise ValueError(f"policy_proposals must be an integer >= 0, got {policy_proposals!r}")
+        if policy_proposals and propose_fn is None:
+            raise ValueError(
+                f"{type(self).__name__} is configured with policy_proposals={policy_proposals} but was "
+                "given no propose_fn: its world model must offer action proposals (propose_fn, e.g. "
+                "tdmpc's policy prior); set policy_proposals=0 for a model without them"
+            )
+        self.propose_fn = propose_fn
+        self.policy_proposals = int(policy_proposals)
         self.plan_predict_fn = plan_predict_fn
         self.predict_batch_fn = predict_batch_fn
         self.plan_predict_batch_fn = plan_predict_batch_fn
@@ -185,6 +205,21 @@ class PopulationSearch(ModelPlanner):
         if self.warm_start and self.solution is not None:
             return self.solution.shifted(self.initial)
         return self.initial
+
+    def prior_proposals(self, state: State) -> np.ndarray | None:
+        """This decision's ``policy_proposals`` sequences from ``propose_fn``
+        (``float32 [M, H, A]``, seeded from the planner's generator), or
+        ``None`` without them."""
+        if not self.policy_proposals:
+            return None
+        seed = int(self.rng.integers(2**31))
+        proposals = np.asarray(self.propose_fn(state, self.horizon, self.policy_proposals, seed=seed))
+        expected = (self.policy_proposals, self.horizon, self.action_dim)
+        if proposals.shape != expected or not np.all(np.isfinite(proposals)):
+            raise ValueError(
+                f"propose_fn returned {proposals.dtype} {proposals.shape}, expected finite float32 {expected}"
+            )
+        return proposals.astype(np.float32, copy=False)
 
     # -- what subclasses change --------------------------------------------
 
@@ -254,13 +289,17 @@ def search(
     plans acted on.  Each planner samples its population (its own
     generator), scores its row, picks its elites and refits on its own, and
     keeps its refitted distribution as ``solution``.  Returns one ``(action,
-    prediction)`` per planner.
+    prediction)`` per planner.  A planner with ``policy_proposals`` draws
+    them once per decision (:meth:`PopulationSearch.prior_proposals`) and
+    appends them to its population at every iteration.
     """
     distributions = [planner.start() for planner in planners]
+    priors = [planner.prior_proposals(state) for planner, state in zip(planners, states)]
     for iteration in range(planners[0].iterations):
         populations = [
-            planner.population(distribution, iteration)
-            for planner, distribution in zip(planners, distributions)
+            planner.population(distribution, iteration) if prior is None
+            else np.concatenate([planner.population(distribution, iteration), prior])
+            for planner, distribution, prior in zip(planners, distributions, priors)
         ]
         predictions = predict(_stacked(populations), states)
         best = []

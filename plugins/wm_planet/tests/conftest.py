@@ -7,12 +7,14 @@ import os
 import numpy as np
 import pytest
 
-from wm_core.onednn import prefer_onednn
+from wm_tf.onednn import prefer_onednn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 prefer_onednn()  # test modules import TensorFlow before the plugin, so set it here
 
-from wm_core import npz, planners, simulate  # noqa: E402
+from wm_core.data import npz  # noqa: E402
+from wm_core.planning import planners  # noqa: E402
+from wm_core.rollout import simulate  # noqa: E402
 from wm_core.tasks.toy import PointTask  # noqa: E402
 
 #: A model small enough that a train step takes milliseconds (64×64 frames).

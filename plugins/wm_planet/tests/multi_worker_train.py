@@ -5,7 +5,7 @@ One JSON argument: ``sizes`` (model sizes), ``episodes_dir``, ``model_dir``,
 ``chunk_length``, ``initial_weights`` (an ``.npz`` to start from; written
 from this process's fresh model when it does not exist), and
 ``multi_worker`` (then ``TF_CONFIG`` in the environment names the cluster;
-the strategy is :func:`wm_core.distributed.multi_worker_strategy`, created
+the strategy is :func:`wm_tf.distributed.multi_worker_strategy`, created
 before any other TensorFlow work, as collective ops must be configured at
 start-up).
 
@@ -31,14 +31,14 @@ def main() -> None:
     settings = json.loads(sys.argv[1])
     strategy = None
     if settings.get("multi_worker"):
-        from wm_core.distributed import multi_worker_strategy
+        from wm_tf.distributed import multi_worker_strategy
 
         strategy = multi_worker_strategy(peer_timeout_s=settings.get("peer_timeout_s", 120))
 
     import numpy as np
     import tensorflow as tf
 
-    from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
+    from wm_core.api.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
     from wm_core.tasks.toy import PointTask
     from wm_planet import planet
 
@@ -67,7 +67,7 @@ def main() -> None:
                 np.savez(initial, **{str(i): v.numpy() for i, v in enumerate(variables)})
         train_fn = planet.create_planet_train_fn(
             model, train_steps=steps, batch=settings["batch"],
-            chunk_length=settings["chunk_length"], learning_rate=1e-3,
+            duration=settings["chunk_length"], learning_rate=1e-3,
             model_dir=settings["model_dir"], strategy=strategy, stochastic=False, seed=0,
         )
         recorder = StepRecorder()

@@ -10,7 +10,7 @@ import gin
 import pytest
 import tensorflow as tf
 
-from wm_core import cli
+from wm_core.loops import config, train_eval
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
 PUBLISHED_ACTION_REPEAT = {
@@ -25,11 +25,11 @@ PUBLISHED_ACTION_REPEAT = {
 
 @pytest.fixture
 def clean_gin():
-    for module in cli.CORE_CONFIGURABLE_MODULES:  # what wm-run registers before parsing
+    for module in config.CORE_CONFIGURABLE_MODULES:  # what wm-run registers before parsing
         importlib.import_module(module)
     gin.clear_config()
     yield
-    with gin.unlock_config():  # cli.configure finalizes (locks) the config
+    with gin.unlock_config():  # config.configure finalizes (locks) the config
         gin.clear_config()
 
 
@@ -46,7 +46,7 @@ def test_there_is_one_config_per_published_task():
 def test_configs_hold_the_published_settings(task, clean_gin, tmp_path):
     # As wm-run reads it: the per-task file includes base/planet_cem.gin, found
     # through the config's directory on gin's search path.
-    cli.configure([os.path.join(CONFIGS, f"planet_cem_{task}.gin")], [], str(tmp_path))
+    config.configure([os.path.join(CONFIGS, f"planet_cem_{task}.gin")], [], str(tmp_path))
     domain, name = task.rsplit("_", 1)
     expected = {
         "wm.DeepMindControl.domain_name": domain,
@@ -60,7 +60,7 @@ def test_configs_hold_the_published_settings(task, clean_gin, tmp_path):
         "train/wm.GaussianRandomNoise.stdev": 0.3,
         "planet.create_planet_train_fn.train_steps": 100,
         "planet.create_planet_train_fn.batch": 50,
-        "planet.create_planet_train_fn.chunk_length": 50,
+        "planet.create_planet_train_fn.duration": 50,
         "planet.create_planet_train_fn.learning_rate": 1e-3,
         "planet.create_planet_train_fn.adam_epsilon": 1e-4,
         "planet.create_planet_train_fn.clip_norm": 1000.0,
@@ -76,7 +76,7 @@ def test_configs_hold_the_published_settings(task, clean_gin, tmp_path):
 
 @pytest.mark.slow
 def test_the_tiny_config_trains_and_checkpoints_through_wm_run(tmp_path, clean_gin):
-    results = cli.run([os.path.join(CONFIGS, "tests", "planet_tiny.gin")], [], str(tmp_path))
+    results = train_eval.run_experiment([os.path.join(CONFIGS, "tests", "planet_tiny.gin")], [], str(tmp_path))
     assert len(results["train_scores"]) == 2 and len(results["eval_scores"]) == 1
     # two iterations of two train steps each
     assert tf.train.latest_checkpoint(str(tmp_path / "model")).endswith("ckpt-4")

@@ -159,7 +159,7 @@ def test_predict_rejects_wrong_action_size(deterministic):
 
 def test_predict_rejects_a_state_of_another_model(deterministic):
     _, world_model = deterministic
-    with pytest.raises(ValueError, match=r"state\['deter'\] is float32 \(1, 200\); expected float32 \(1, 16\)"):
+    with pytest.raises(ValueError, match=r"PlaNet predict_fn: state\['deter'\] is float32 \(1, 200\), expected float32 \[1, 16\]"):
         world_model.predict_fn(
             np.zeros((1, 1, 1), np.float32),
             {"deter": np.zeros((1, 200), np.float32), "stoch": np.zeros((1, 4), np.float32)},
@@ -179,6 +179,6 @@ def test_one_model_cannot_serve_two_strategies(task, tmp_path, tiny_model):
 
 
 def test_the_world_models_entry_point_is_the_world_model_class():
-    from wm_core import registry
+    from wm_core.api import registry
 
     assert registry.load("world_models", "planet") is planet.PlaNet

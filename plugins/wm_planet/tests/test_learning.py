@@ -1,10 +1,10 @@
 """PlaNet + CEM learns to act from pixels: most of the random-to-oracle gap closed.
 
-On :func:`wm_core.learning.learnable_point_task` the agent sees frames only.
+On :func:`wm_core.evaluation.scoring.learnable_point_task` the agent sees frames only.
 ``train_eval_loop`` collects 5 random seed episodes, then 4 iterations of
 one noisy CEM episode and 50 training updates; the trained agent then plays
 10 held-out start states, as do the oracle with the same CEM and the random
-planner (:func:`wm_core.learning.score_against_references`).  Each seed must
+planner (:func:`wm_core.evaluation.scoring.score_against_references`).  Each seed must
 close at least 75 % of the gap, and its model must rank action sequences
 better than chance.  Training on actions shifted by one step fails both
 (seed 2: 41 % of the gap, rank correlation 0.05).  Rewards shifted by one
@@ -19,9 +19,10 @@ import pytest
 import tf_keras
 
 from wm_cem.cem import CEM
-from wm_core import objectives, planners, train_eval
+from wm_core.loops import train_eval
+from wm_core.planning import objectives, planners
 from wm_core.evaluation import evaluate_planner
-from wm_core.learning import learnable_point_task, score_against_references
+from wm_core.evaluation.scoring import learnable_point_task, score_against_references
 from wm_planet import planet
 
 # Mean rank correlation of predicted vs true returns over 20 held-out states: 0 is
@@ -47,7 +48,7 @@ def test_planet_cem_closes_most_of_the_gap_to_the_oracle(tmp_path, seed):
     task = learnable_point_task()
     world_model = planet.PlaNet(
         task, str(tmp_path / "model"), planet.RecurrentStateSpaceModel(task, seed=seed, **SIZES),
-        train_steps=50, batch=16, chunk_length=10, learning_rate=3e-3, seed=seed,
+        train_steps=50, batch=16, duration=10, learning_rate=3e-3, seed=seed,
     )
     agent = make_cem(task, world_model, seed)
     train_eval.train_eval_loop(

@@ -1,7 +1,7 @@
 """PlaNet under MultiWorkerMirroredStrategy: two worker processes on localhost (TF_CONFIG).
 
 Each worker runs ``multi_worker_train.py``: the strategy from
-``wm_core.distributed.multi_worker_strategy``, a tiny PlaNet, the public
+``wm_tf.distributed.multi_worker_strategy``, a tiny PlaNet, the public
 ``create_planet_train_fn`` on the same episode directory and the same
 ``model_dir`` (as a shared network directory would be), deterministic
 steps (``stochastic=False``) from the same initial weights.  A single
@@ -9,7 +9,7 @@ process without a strategy does the same on the global batch.  Phase 1
 trains from scratch; phase 2 is a restart from the checkpoint in
 ``model_dir``: every worker resumes from the chief's checkpoint, and a
 non-chief leaves no checkpoint files behind
-(``wm_core.tf_helpers.TrainingCheckpoints``).
+(``wm_tf.checkpoints.TrainingCheckpoints``).
 Measured on 2 shared cores: the single process 28 s, the two workers 75 s.
 """
 
@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pytest
 
-from wm_core.distributed import free_local_ports
+from wm_core.peers import free_local_ports
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "multi_worker_train.py")
 STEPS, RESUME_STEPS, BATCH, CHUNK_LENGTH = 3, 2, 4, 6
@@ -66,7 +66,7 @@ def runs(tmp_path_factory, tiny_sizes, point_episodes):
 
 
 def _run_all(root, sizes: dict, point_episodes) -> dict:
-    from wm_core import npz
+    from wm_core.data import npz
     from wm_core.tasks.toy import PointTask
 
     episodes_dir = str(root / "episodes")

@@ -12,12 +12,12 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from wm_core import npz, sampling
+from wm_core.data import npz, sampling
 from wm_core.tasks.toy import PointTask
-from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
+from wm_core.api.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
 from wm_planet import planet
 from wm_planet.rssm import gaussian
-from wm_core.training import TrainingDivergedError
+from wm_core.loops.training import TrainingDivergedError
 from wm_planet.training import LinearRamp, Trainer
 
 

@@ -22,8 +22,9 @@ import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from wm_core import spaces
-from wm_planet import networks, preprocess, rssm
+from wm_core.api import spaces
+from wm_planet import networks, rssm
+from wm_tf import images
 
 __all__ = ["RecurrentStateSpaceModel"]
 
@@ -35,7 +36,7 @@ class RecurrentStateSpaceModel(tf.Module):
     """PlaNet's RSSM world model (networks and loss; see module docs).
 
     :param task: a wm task; its action space gives the action size ``A``
-        (discrete actions arrive as one-hot vectors, :mod:`wm_core.spaces`).
+        (discrete actions arrive as one-hot vectors, :mod:`wm_core.api.spaces`).
     :param frame_size: ``(64, 64, C)``; the conv stack is built for 64×64.
     :param reward_stop_gradient: keep reward gradients out of the latent state.
     :param deter_size, stoch_size: GRU state size and stochastic state size.
@@ -155,7 +156,7 @@ class RecurrentStateSpaceModel(tf.Module):
         With a ``noise`` generator the states are sampled and the frames get
         the dequantisation noise training adds (inputs then match training's).
         """
-        image = preprocess.preprocess(frames, self.image_bits, noise)
+        image = images.preprocess(frames, self.image_bits, noise)
         return self.cell.observe(self.encoder(image), actions, state, noise)
 
     def imagine(
@@ -177,7 +178,7 @@ class RecurrentStateSpaceModel(tf.Module):
 
     def frames(self, features: tf.Tensor) -> tf.Tensor:
         """Predicted frames, ``uint8 [..., 64, 64, C]``."""
-        return preprocess.postprocess(self.decode(features), self.image_bits)
+        return images.postprocess(self.decode(features), self.image_bits)
 
     # -- objective ------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class RecurrentStateSpaceModel(tf.Module):
         frames get dequantisation noise and the states are sampled; without,
         the loss is deterministic (posterior means, no noise).
         """
-        image = preprocess.preprocess(batch["image"], self.image_bits, noise)
+        image = images.preprocess(batch["image"], self.image_bits, noise)
         batch_size = tf.shape(image)[0]
         states, stats = self.cell.observe(
             self.encoder(image), batch["action"], self.initial_state(batch_size), noise

@@ -16,8 +16,8 @@ networks compute the same functions with ops that TensorFlow's CPU kernels
 run fast, and with hand-written gradients:
 
 * the decoder's first transposed convolution reads a 1×1 map: it is one
-  matmul (TensorFlow's ``Conv2DBackpropInput`` kernel took 7.6 s forward on
-  500 frames of this shape, a matmul milliseconds);
+  matmul (far faster on CPU than TensorFlow's ``Conv2DBackpropInput``;
+  docs/design.md);
 * a stride-2 transposed convolution runs as a *sub-pixel* convolution: one
   stride-1 convolution with ``⌈k/2⌉²`` taps and ``4 · out`` channels, then
   ``depth_to_space`` (:func:`conv2d_transpose_stride2`); its input gradient

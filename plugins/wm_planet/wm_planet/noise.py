@@ -36,9 +36,9 @@ def standard_normal(noise: tf.random.Generator, shape: tf.Tensor | list[int]) ->
     Each 64-bit word of the generator gives two 23-bit integers ``k``, and
     each draw is ``Φ⁻¹((2k + 1) / 2²⁴)``: the normal quantile at the middle
     of one of 2²³ equally likely bins, so ``|z| < 5.3`` (an exact normal
-    passes that once in 8 million draws).  Under XLA on CPU this costs a
-    quarter of ``noise.normal`` (2.6 against 10.3 ms for 360k draws, the
-    noise of one CEM iteration, on a 2-core AVX2 EPYC).
+    passes that once in 8 million draws).  Under XLA on CPU it is cheaper
+    than ``noise.normal`` (docs/design.md) and draws the same numbers with
+    and without XLA.
     """
     count = tf.reduce_prod(shape)
     words = noise.uniform_full_int(tf.reshape((count + 1) // 2, [1]), tf.uint64)

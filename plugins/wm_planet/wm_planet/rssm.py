@@ -169,9 +169,8 @@ class RSSM(tf.Module):
         ``H`` plain steps (no loop, no transposes: cheaper for the short
         horizons of planning); an unknown one runs in :func:`tf.scan`.  Both
         compute the same steps from the same noise, which is drawn for the
-        whole rollout at once before the first step (``[H, B, S]``): under
-        XLA on CPU, per-step draws took ~10 % of a planning rollout, one
-        draw 1-4 %.
+        whole rollout at once before the first step (``[H, B, S]``; cheaper
+        under XLA than per-step draws, docs/design.md).
         """
         batch = tf.shape(action)[0]
         normals = None

@@ -1,16 +1,16 @@
 """One PlaNet optimisation step under any ``tf.distribute`` strategy: the
-:class:`wm_core.training.Learner` that PlaNet's ``train_fn`` runs.
+:class:`wm_core.loops.training.Trainer` that PlaNet's ``train_fn`` runs.
 
 :class:`Trainer` owns the optimiser (Adam, ``epsilon=1e-4`` as published),
 the step counter and the checkpoints under ``model_dir``
-(:class:`wm_core.tf_helpers.TrainingCheckpoints`: model, optimiser, step,
+(:class:`wm_tf.checkpoints.TrainingCheckpoints`: model, optimiser, step,
 and the training noise stream's position).
 One :meth:`Trainer.train_step` is one compiled ``strategy.run`` over a global
 batch split evenly across the replicas: every replica sums its sequences'
 losses and divides by the *global* batch size, gradients are all-reduced
 (summed) before clipping by global norm, so the update and the reported loss
 equal the single-device ones.  The loop around it (batches, hooks,
-divergence, saving) is :class:`wm_core.training.TrainLoop`.
+divergence, saving) is :class:`wm_core.loops.training.TrainLoop`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from wm_core.tf_helpers import TrainingCheckpoints, split_across_replicas
-from wm_core.training import Batch
+from wm_core.loops.training import Batch
+from wm_tf.checkpoints import TrainingCheckpoints
+from wm_tf.replicas import split_across_replicas
 from wm_planet.model import RecurrentStateSpaceModel
 from wm_planet.noise import generator
 
@@ -43,7 +44,7 @@ class LinearRamp(tf_keras.optimizers.schedules.LearningRateSchedule):
 
 
 class Trainer:
-    """PlaNet's :class:`~wm_core.training.Learner` (see module docs).
+    """PlaNet's :class:`~wm_core.loops.training.Trainer` (see module docs).
 
     :param model: the model; its variables are created under ``strategy``.
     :param model_dir: checkpoint directory (model, optimiser and step); the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from wm_core.onednn import prefer_onednn
+from wm_tf.onednn import prefer_onednn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 prefer_onednn()  # test modules import TensorFlow before the plugin, so set it here
@@ -28,7 +28,7 @@ def moving_square_episode(rng: np.random.Generator, steps: int, size: int = SIZE
     """A white square on black moved by the action: ``round(2 * a)`` pixels per step.
 
     Reward: ``1 - distance(square, centre) / size`` after the move.  Rows follow
-    the episode format of :mod:`wm_core.contracts`.
+    the episode format of :mod:`wm_core.api.contracts`.
     """
     position = rng.integers(0, size - SQUARE + 1, size=2)
     images, actions, rewards = [], [np.zeros(2, np.float32)], [np.float32(0)]

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from wm_core import npz  # noqa: E402
+from wm_core.data import npz  # noqa: E402
 from wm_core.tasks.toy import PointTask  # noqa: E402
 from wm_sv2p import SV2P, create_train_fn  # noqa: E402
 

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from wm_core import npz
+from wm_core.data import npz
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mirrored_training.py")
 

@@ -8,9 +8,8 @@ import pytest
 import tensorflow as tf
 
 from wm_sv2p.latent import KLSchedule
-from wm_sv2p.layers import ConvLSTM, conv2d_same
-from wm_sv2p.model import FramePredictor
-from wm_sv2p.training import sequence_loss
+from wm_sv2p.model import FramePredictor, sequence_loss
+from wm_sv2p.networks import ConvLSTM, conv2d_same
 
 
 def _close(actual, expected, tolerance=1e-5):

@@ -7,14 +7,14 @@ import pytest
 import tensorflow as tf
 
 from wm_sv2p.latent import KLSchedule, kl_to_prior
-from wm_sv2p.layers import CDNA, apply_kernels, composite
 from wm_sv2p.model import to_uint8, to_unit_float
+from wm_sv2p.networks import CDNA, apply_kernels, composite
 
 
-def test_white_uint8_frame_becomes_one_and_back():
+def test_uint8_frames_become_pixels_over_256_and_back():
     frame = tf.constant([[0, 128, 255]], tf.uint8)
     unit = to_unit_float(frame).numpy()
-    np.testing.assert_allclose(unit, [[0.0, 128 / 255, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(unit, [[0.0, 0.5, 255 / 256]], rtol=1e-6)
     np.testing.assert_array_equal(to_uint8(to_unit_float(frame)).numpy(), [[0, 128, 255]])
 
 
@@ -100,3 +100,15 @@ def test_kl_to_standard_normal_matches_closed_form():
     std = tf.fill([1, 2, 2, 1], 2.0)
     expected = np.log(1 / 2.0) + (4.0 + 1.0) / 2 - 0.5  # per element, all equal
     np.testing.assert_allclose(kl_to_prior(mean, std).numpy(), [expected], rtol=1e-5)
+
+
+def test_moved_names_keep_working_and_name_their_new_place():
+    import wm_sv2p.model
+    import wm_sv2p.networks
+    import wm_sv2p.training
+
+    with pytest.warns(DeprecationWarning, match="wm_sv2p.layers moved to wm_sv2p.networks"):
+        from wm_sv2p import layers
+    assert layers is wm_sv2p.networks
+    with pytest.warns(DeprecationWarning, match="wm_sv2p.training.sequence_loss moved to wm_sv2p.model.sequence_loss"):
+        assert wm_sv2p.training.sequence_loss is wm_sv2p.model.sequence_loss

@@ -1,13 +1,13 @@
 """SV2P + CEM learns to act from pixels: at least half the random-to-oracle gap closed.
 
-On :func:`wm_core.learning.learnable_point_task` drawn on 16 x 16 frames
+On :func:`wm_core.evaluation.scoring.learnable_point_task` drawn on 16 x 16 frames
 (SV2P predicts every pixel of every proposal, so planning costs it far more
 than PlaNet, which plans in its latent space) the agent sees frames only.
 ``train_eval_loop`` collects 5 random seed episodes, then 4 iterations of
 one noisy CEM episode and 50 training updates (the deterministic phase of
 SV2P's schedule: no latent, as SV2P trains first); the trained agent then
 plays 5 held-out start states, as do the oracle with the same CEM and the
-random planner (:func:`wm_core.learning.score_against_references`).  One
+random planner (:func:`wm_core.evaluation.scoring.score_against_references`).  One
 seed, ~1 minute alone on 2 cores (seeds 0, 1, 2 closed 80, 77, 96 % of the gap;
 32 x 32 frames took 2.7 min in the full suite).  Training on rewards
 one row early (a misaligned reward target) still closed 74 % on seed 0: on
@@ -21,9 +21,10 @@ from __future__ import annotations
 import pytest
 
 from wm_cem.cem import CEM
-from wm_core import objectives, planners, train_eval
-from wm_core.cli import seed_global_generators
-from wm_core.learning import learnable_point_task, score_against_references
+from wm_core.loops import train_eval
+from wm_core.planning import objectives, planners
+from wm_core.loops.config import seed_global_generators
+from wm_core.evaluation.scoring import learnable_point_task, score_against_references
 from wm_sv2p import sv2p
 from wm_sv2p.latent import KLSchedule
 

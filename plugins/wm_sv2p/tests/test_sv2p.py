@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wm_core import npz, registry
-from wm_core.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
+from wm_core.api import registry
+from wm_core.data import npz
+from wm_core.api.hooks import Hooks, create_plugin_manager, hookimpl, use_hooks
 from wm_core.testing import WorldModelContract
-from wm_core.training import TrainingDivergedError
+from wm_core.loops.training import TrainingDivergedError
 from wm_core.tasks.toy import PointTask
 from wm_sv2p import SV2P, KLSchedule, create_predict_fn, create_train_fn
 

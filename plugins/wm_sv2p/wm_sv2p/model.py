@@ -1,4 +1,4 @@
-"""The SV2P network: an action-conditioned conv-LSTM frame and reward predictor.
+"""The SV2P model: an action-conditioned conv-LSTM frame and reward predictor, and its loss.
 
 One step (Finn et al. 2016, CDNA variant; Babaeizadeh et al. 2018 latent):
 
@@ -20,8 +20,23 @@ flows from it into the frame predictor (why: docs/design.md, "SV2P's reward
 decoder reads stop-gradient frames").
 
 Step ``k`` takes frame ``x_k`` and the action ``a_{k+1}`` that leads from it
-(episode rows, see :mod:`wm_core.contracts`) and predicts ``x_{k+1}`` and
-``r_{k+1}``.  Frames are ``float32`` in ``[0, 1]``, channels-last.
+(episode rows, see :mod:`wm_core.api.contracts`) and predicts ``x_{k+1}`` and
+``r_{k+1}``.  Frames are ``float32`` in ``[0, 1)``, channels-last
+(:func:`to_unit_float`: ``x / 256``, :mod:`wm_tf.images`).
+
+The loss (:func:`sequence_loss`) of a training chunk of ``L = input_length +
+output_length`` episode rows: the predictor reads the ``input_length``
+ground-truth context rows, then predicts rows ``input_length .. L-1`` from
+its own previous predictions (or, with scheduled sampling, sometimes the
+true previous frame); per chunk
+
+``mean squared pixel error over rows 1..L-1``
+``+ reward_weight * mean squared standardised reward error over rows 1..L-1``
+``+ kl_weight(step) * KL(q(z | chunk) || N(0, I))`` (mean per latent element).
+
+The reward error is divided by the decoder's reward scale squared (see
+:class:`RewardDecoder`), so its gradients do not depend on the task's reward
+units (why: docs/design.md).  The ``reward_loss`` metric is the raw error.
 """
 
 from __future__ import annotations
@@ -29,24 +44,31 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from wm_sv2p.latent import LatentTower
-from wm_sv2p.layers import CDNA, ConvLSTM, composite
+from wm_sv2p.latent import KLSchedule, LatentTower, kl_to_prior
+from wm_sv2p.networks import CDNA, ConvLSTM, composite
+from wm_tf.images import postprocess, preprocess
 
-__all__ = ["FramePredictor", "RewardDecoder", "to_unit_float", "to_uint8"]
+__all__ = [
+    "FramePredictor",
+    "RewardDecoder",
+    "sequence_loss",
+    "true_frame_probability",
+    "to_unit_float",
+    "to_uint8",
+]
 
 LSTMState = tuple[tuple[tf.Tensor, tf.Tensor], ...]
 
 
 def to_unit_float(images: tf.Tensor) -> tf.Tensor:
-    """``uint8`` images → ``float32`` in ``[0, 1]`` (255 → 1.0)."""
-    if images.dtype != tf.uint8:
-        raise TypeError(f"expected uint8 images, got {images.dtype!r}")
-    return tf.cast(images, tf.float32) / 255.0
+    """``uint8`` images → ``float32`` ``x / 256`` in ``[0, 1)``; ``TypeError`` for other dtypes."""
+    return preprocess(images, bits=8, offset=0.0)
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """``float32`` images in ``[0, 1]`` → rounded ``uint8``."""
-    return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
+    """``float32`` images in ``[0, 1)`` → ``uint8`` (``floor(256 x)``, clipped),
+    the inverse of :func:`to_unit_float`."""
+    return postprocess(images, bits=8, offset=0.0)
 
 
 class RewardDecoder(tf_keras.layers.Layer):
@@ -257,3 +279,75 @@ class FramePredictor(tf_keras.Model):
         self.latent_tower(frames)
         latent = self.prior_latent(1, tf.constant([0, 0], tf.int64))
         self.step(frames[:, 0], actions[:, 0], latent, self.zero_state(1))
+
+
+def true_frame_probability(step: tf.Tensor, scheduled_sampling_k: float) -> tf.Tensor:
+    """Scheduled sampling (Bengio et al. 2015, inverse sigmoid decay):
+    ``k / (k + exp(step / k))``; 0 (never feed true frames) when ``k == 0``."""
+    if scheduled_sampling_k == 0:
+        return tf.constant(0.0)
+    k = float(scheduled_sampling_k)
+    step = tf.cast(step, tf.float32)
+    return k / (k + tf.exp(tf.minimum(step / k, 80.0)))
+
+
+def sequence_loss(
+    network: FramePredictor,
+    schedule: KLSchedule,
+    chunk: dict[str, tf.Tensor],
+    step: tf.Tensor,
+    input_length: int,
+    reward_weight: float,
+    scheduled_sampling_k: float,
+    seed: tf.Tensor,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Per-chunk losses ``[B]`` and per-chunk metrics (see module docs).
+
+    ``chunk``: ``image`` uint8 ``[B, L, H, W, C]``, ``action`` float32
+    ``[B, L, A]``, ``reward`` float32 ``[B, L]``.  All sampling (latents,
+    scheduled sampling) is drawn statelessly from ``seed`` (``int64 [2]``).
+    """
+    frames = to_unit_float(chunk["image"])
+    actions = tf.cast(chunk["action"], tf.float32)
+    rewards = tf.cast(chunk["reward"], tf.float32)
+    batch = tf.shape(frames)[0]
+    posterior_seed, prior_seed, sampling_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 3)
+    )
+
+    mean, std = network.latent_tower(frames)
+    posterior = mean + std * tf.random.stateless_normal(tf.shape(mean), posterior_seed)
+    prior = tf.random.stateless_normal(tf.shape(mean), prior_seed)
+    latent = tf.where(schedule.uses_posterior(step), posterior, prior)
+    kl = kl_to_prior(mean, std)
+
+    context_frames, context_rewards, state = network.observe_context(
+        frames[:, :input_length], actions[:, :input_length], latent
+    )
+    probability = true_frame_probability(step, scheduled_sampling_k)
+    future_frames, future_rewards = network.imagine(
+        frames[:, input_length - 1],
+        actions[:, input_length:],
+        latent,
+        state,
+        true_frames=frames[:, input_length:] if scheduled_sampling_k else None,
+        true_frame_probability=probability,
+        sampling_seed=sampling_seed,
+    )
+    predicted_frames = tf.concat([context_frames, future_frames], axis=1)
+    predicted_rewards = tf.concat([context_rewards, future_rewards], axis=1)
+    reconstruction = tf.reduce_mean(tf.square(predicted_frames - frames[:, 1:]), axis=[1, 2, 3, 4])
+    reward_loss = tf.reduce_mean(tf.square(predicted_rewards - rewards[:, 1:]), axis=1)
+    kl_weight = schedule.weight(step)
+    scale = network.reward_decoder.scale
+    loss = reconstruction + reward_weight * reward_loss / tf.square(scale) + kl_weight * kl
+    ones = tf.ones([batch])
+    metrics = {
+        "loss": loss,
+        "reconstruction": reconstruction,
+        "reward_loss": reward_loss,
+        "kl": kl,
+        "kl_weight": kl_weight * ones,
+        "true_frame_probability": probability * ones,
+    }
+    return loss, metrics

@@ -1,24 +1,8 @@
-"""Training SV2P: the sequence loss and one distributed optimisation step.
+"""Training SV2P: one distributed optimisation step of :func:`~wm_sv2p.model.sequence_loss`.
 
-A training chunk has ``L = input_length + output_length`` episode rows.  The
-predictor reads the ``input_length`` ground-truth context rows, then predicts
-rows ``input_length .. L-1`` from its own previous predictions (or, with
-scheduled sampling, sometimes the true previous frame).  The loss per chunk is
-
-``mean squared pixel error over rows 1..L-1``
-``+ reward_weight * mean squared standardised reward error over rows 1..L-1``
-``+ kl_weight(step) * KL(q(z | chunk) || N(0, I))`` (mean per latent element).
-
-The reward error is divided by the decoder's reward scale squared (see
-:class:`~wm_sv2p.model.RewardDecoder`), so its gradients do not depend on
-the task's reward units: with rewards of variance 0.009 (the moving-square
-test data) the raw error's gradients sit below Adam's epsilon and the
-decoder barely learned in 80 steps (0.0090 -> 0.0078; standardised:
-0.0087 -> 0.0038).  The ``reward_loss`` metric is the raw error.
-
-:class:`Trainer` is SV2P's :class:`wm_core.training.Learner`; the loop
+:class:`Trainer` is SV2P's :class:`wm_core.loops.training.Trainer`; the loop
 around it (batches, hooks, divergence, saving) is
-:class:`wm_core.training.TrainLoop`.  Metrics of every step: ``loss``,
+:class:`wm_core.loops.training.TrainLoop`.  Metrics of every step: ``loss``,
 ``reconstruction``, ``reward_loss``, ``kl``, ``kl_weight``,
 ``true_frame_probability``, ``grad_norm``.
 """
@@ -31,90 +15,26 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from wm_core.tf_helpers import TrainingCheckpoints, split_across_replicas
-from wm_core.training import Batch
-from wm_sv2p.latent import KLSchedule, kl_to_prior
-from wm_sv2p.model import FramePredictor, to_unit_float
+from wm_core.deprecation import moved_attributes
+from wm_core.loops.training import Batch
+from wm_sv2p import model
+from wm_sv2p.latent import KLSchedule
+from wm_sv2p.model import FramePredictor
+from wm_tf.checkpoints import TrainingCheckpoints
+from wm_tf.replicas import split_across_replicas
 
-__all__ = ["sequence_loss", "true_frame_probability", "Trainer"]
+__all__ = ["Trainer"]
+
+__getattr__ = moved_attributes(__name__, {
+    "sequence_loss": "wm_sv2p.model.sequence_loss",
+    "true_frame_probability": "wm_sv2p.model.true_frame_probability",
+})
 
 _REWARD_SAMPLE = 1024  # reward rows whose statistics standardise the reward decoder
 
 
-def true_frame_probability(step: tf.Tensor, scheduled_sampling_k: float) -> tf.Tensor:
-    """Scheduled sampling (Bengio et al. 2015, inverse sigmoid decay):
-    ``k / (k + exp(step / k))``; 0 (never feed true frames) when ``k == 0``."""
-    if scheduled_sampling_k == 0:
-        return tf.constant(0.0)
-    k = float(scheduled_sampling_k)
-    step = tf.cast(step, tf.float32)
-    return k / (k + tf.exp(tf.minimum(step / k, 80.0)))
-
-
-def sequence_loss(
-    network: FramePredictor,
-    schedule: KLSchedule,
-    chunk: dict[str, tf.Tensor],
-    step: tf.Tensor,
-    input_length: int,
-    reward_weight: float,
-    scheduled_sampling_k: float,
-    seed: tf.Tensor,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """Per-chunk losses ``[B]`` and per-chunk metrics (see module docs).
-
-    ``chunk``: ``image`` uint8 ``[B, L, H, W, C]``, ``action`` float32
-    ``[B, L, A]``, ``reward`` float32 ``[B, L]``.  All sampling (latents,
-    scheduled sampling) is drawn statelessly from ``seed`` (``int64 [2]``).
-    """
-    frames = to_unit_float(chunk["image"])
-    actions = tf.cast(chunk["action"], tf.float32)
-    rewards = tf.cast(chunk["reward"], tf.float32)
-    batch = tf.shape(frames)[0]
-    posterior_seed, prior_seed, sampling_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 3)
-    )
-
-    mean, std = network.latent_tower(frames)
-    posterior = mean + std * tf.random.stateless_normal(tf.shape(mean), posterior_seed)
-    prior = tf.random.stateless_normal(tf.shape(mean), prior_seed)
-    latent = tf.where(schedule.uses_posterior(step), posterior, prior)
-    kl = kl_to_prior(mean, std)
-
-    context_frames, context_rewards, state = network.observe_context(
-        frames[:, :input_length], actions[:, :input_length], latent
-    )
-    probability = true_frame_probability(step, scheduled_sampling_k)
-    future_frames, future_rewards = network.imagine(
-        frames[:, input_length - 1],
-        actions[:, input_length:],
-        latent,
-        state,
-        true_frames=frames[:, input_length:] if scheduled_sampling_k else None,
-        true_frame_probability=probability,
-        sampling_seed=sampling_seed,
-    )
-    predicted_frames = tf.concat([context_frames, future_frames], axis=1)
-    predicted_rewards = tf.concat([context_rewards, future_rewards], axis=1)
-    reconstruction = tf.reduce_mean(tf.square(predicted_frames - frames[:, 1:]), axis=[1, 2, 3, 4])
-    reward_loss = tf.reduce_mean(tf.square(predicted_rewards - rewards[:, 1:]), axis=1)
-    kl_weight = schedule.weight(step)
-    scale = network.reward_decoder.scale
-    loss = reconstruction + reward_weight * reward_loss / tf.square(scale) + kl_weight * kl
-    ones = tf.ones([batch])
-    metrics = {
-        "loss": loss,
-        "reconstruction": reconstruction,
-        "reward_loss": reward_loss,
-        "kl": kl,
-        "kl_weight": kl_weight * ones,
-        "true_frame_probability": probability * ones,
-    }
-    return loss, metrics
-
-
 class Trainer:
-    """SV2P's :class:`~wm_core.training.Learner`: one step of ``sequence_loss``
+    """SV2P's :class:`~wm_core.loops.training.Trainer`: one step of ``sequence_loss``
     under the network's strategy, and the checkpoints in ``model_dir``.
 
     :param network: the frame predictor (variables under ``strategy``).
@@ -214,7 +134,7 @@ class Trainer:
 
     def _replica_step(self, chunk: dict[str, tf.Tensor]):
         with tf.GradientTape() as tape:
-            losses, metrics = sequence_loss(
+            losses, metrics = model.sequence_loss(
                 self.network,
                 self.kl_schedule,
                 chunk,

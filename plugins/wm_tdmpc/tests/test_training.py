@@ -1,0 +1,75 @@
+"""TD-MPC's update: targets move by Polyak averaging, and a resumed run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wm_tdmpc.training import Trainer
+
+
+def batches(task, count: int, length: int, size: int = 4, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    shape = task.observation_space["image"].shape
+    return [
+        {
+            "image": rng.integers(0, 256, (size, length, *shape), dtype=np.uint8),
+            "action": rng.uniform(-1, 1, (size, length, 1)).astype(np.float32),
+            "reward": rng.uniform(0, 1, (size, length)).astype(np.float32),
+        }
+        for _ in range(count)
+    ]
+
+
+def state_of(trainer: Trainer) -> list[np.ndarray]:
+    """Everything the next update depends on."""
+    optimizers = (trainer.encoder_optimizer, trainer.model_optimizer, trainer.policy_optimizer)
+    return (
+        [v.numpy() for v in trainer.model.variables]
+        + [v.numpy() for optimizer in optimizers for v in optimizer.variables()]
+        + [trainer.value_scale.numpy(), trainer.step_counter.numpy(), trainer.noise.state.numpy()]
+    )
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(task, tiny_model, tmp_path):
+    data = batches(task, 4, 5)
+    straight = Trainer(tiny_model(task), str(tmp_path / "straight"))
+    for batch in data:
+        straight.train_step(batch)
+
+    first = Trainer(tiny_model(task), str(tmp_path / "resumed"))
+    for batch in data[:2]:
+        first.train_step(batch)
+    first.save()
+    resumed = Trainer(tiny_model(task, seed=99), str(tmp_path / "resumed"))  # other initial weights
+    assert resumed.step == 2
+    for batch in data[2:]:
+        resumed.train_step(batch)
+    for mine, theirs in zip(state_of(resumed), state_of(straight), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_target_q_functions_move_tau_towards_the_online_ones(task, tiny_model, tmp_path):
+    trainer = Trainer(tiny_model(task), str(tmp_path), tau=0.25)
+    model = trainer.model
+    before = [v.numpy() for v in model.target_q_variables]
+    metrics = trainer.train_step(batches(task, 1, 5)[0])
+    online = [v.numpy() for v in model.q_variables]
+    for old, new, target in zip(before, online, model.target_q_variables):
+        np.testing.assert_allclose(target.numpy(), old + 0.25 * (new - old), rtol=1e-5, atol=1e-7)
+    assert set(metrics) == {"loss", "consistency_loss", "reward_loss", "value_loss", "policy_loss",
+                            "grad_norm", "policy_grad_norm", "value_scale"}
+    assert all(np.isfinite(value) for value in metrics.values())
+
+
+def test_the_loss_falls_on_a_repeated_batch(task, tiny_model, tmp_path):
+    trainer = Trainer(tiny_model(task), str(tmp_path), learning_rate=3e-3)
+    batch = batches(task, 1, 5)[0]
+    losses = [trainer.train_step(batch)["loss"] for _ in range(15)]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_chunks_of_the_wrong_length_are_refused(task, tiny_model, tmp_path):
+    trainer = Trainer(tiny_model(task), str(tmp_path))
+    with pytest.raises(ValueError, match="frame_stack \\+ horizon = 5 rows; this batch has 7"):
+        trainer.train_step(batches(task, 1, 7)[0])
