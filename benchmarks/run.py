@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [name ...]
 
-Names: simulate, data, planner, planet, sv2p, vector, peer (default: all).  ``peer`` is
+Names: simulate, data, planner, planet, models, sv2p, vector, peer (default: all).
+``models`` times PlaNet's and TD-MPC2's update and decision side by side.  ``peer`` is
 wm side by side with mbrl-lib (``bench_peer.py``); it needs the peer's
 interpreter (``WM_PEER_PYTHON``) and says it is skipped without one.
 Every benchmark prints the processor's flags (``processor.py``) with its figures.
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "data": "bench_data",
     "planner": "bench_planner",
     "planet": "bench_planet",
+    "models": "bench_models",
     "sv2p": "bench_sv2p",
     "vector": "bench_vector",
     "peer": "bench_peer",

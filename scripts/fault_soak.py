@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--disk_bytes", type=int, default=1000,
                         help="free space the disk-full fault leaves for episode saves")
     parser.add_argument("--seed", type=int, default=0, help="of the fault schedule")
+    parser.add_argument("--kinds", nargs="+", choices=FAULTS, default=list(FAULTS),
+                        help="the faults drawn from")
     return parser
 
 
@@ -148,8 +150,6 @@ class Soak:
         started, seen = time.monotonic(), set()
         fault_at = started + self.rng.uniform(*self.args.fault_window_s)
         thrown = fault in (None, "disk-full")  # the disk-full attempt's fault is its disk
-        if fault == "disk-full":
-            self.counts["fault disk-full"] += 1
         while process.poll() is None:
             seen.update(descendants(process.pid))
             if not thrown and time.monotonic() >= fault_at:
@@ -160,6 +160,8 @@ class Soak:
                 process.kill()
             time.sleep(0.1)
         log.join()
+        if fault == "disk-full" and process.returncode != 0:  # else it saved nothing: no fault
+            self.counts["fault disk-full"] += 1
         if process.returncode not in (0, -signal.SIGKILL):
             self.errors[self.last_error(output_dir)] += 1
         self.count_orphans(seen)
@@ -197,8 +199,8 @@ class Soak:
 
     @staticmethod
     def last_error(output_dir: str) -> str:
-        with open(output_dir + ".log") as log:
-            lines = [line.strip() for line in log if line.strip()]
+        with open(output_dir + ".log") as log:  # the exception's line, not gin's "In call to ..."
+            lines = [line.strip() for line in log if line.strip() and not line.startswith(" ")]
         return lines[-1][:160] if lines else "(no output)"
 
     # ------------------------------------------------------------------- runs
@@ -211,7 +213,7 @@ class Soak:
         output_dir = os.path.join(self.work_dir, f"run-{index}")
         status = None
         while status != 0:
-            fault = self.rng.choice(FAULTS) if self.faults_thrown() < self.args.faults else None
+            fault = self.rng.choice(self.args.kinds) if self.faults_thrown() < self.args.faults else None
             if status is not None:
                 self.counts["restarts"] += 1
             status = self.attempt(output_dir, fault)
@@ -276,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     soak = Soak(args)
     start = time.monotonic()
     index = 0
-    while soak.faults_thrown() < args.faults:
-        soak.run(index)
-        index += 1
+    try:
+        while soak.faults_thrown() < args.faults:
+            soak.run(index)
+            index += 1
+    except KeyboardInterrupt:  # the figures so far (the run in progress is not checked)
+        print("interrupted")
     print(f"\nfault soak: {args.num_envs} environments, asynchronous training (ratio {args.ratio}), "
           f"{args.config}; runs in {soak.work_dir}")
     for name in sorted(soak.counts):

@@ -172,8 +172,9 @@ def test_wm_core_imports_only_downward():
     assert upward == []
 
 
-def test_wm_core_imports_no_moved_path():
-    modules = package_modules(ROOT / "wm_core")
+@pytest.mark.parametrize("package_dir", [ROOT / "wm_core", *PLUGIN_PACKAGES], ids=lambda path: path.name)
+def test_our_own_code_imports_no_moved_path(package_dir):
+    modules = package_modules(package_dir)
     old = [f"{module} imports {target} (now {MOVED_MODULES[target]})"
            for module, path in sorted(modules.items())
            for target in sorted(imports_of(module, path, set(modules)))

@@ -7,6 +7,7 @@ import pytest
 
 from wm_core.data import npz
 from wm_core.api.hooks import Hooks, active_hooks, create_plugin_manager
+from wm_core.reporting import metrics_log
 from wm_core.reporting.metrics_log import METRICS_FILE, MetricsLogPlugin, read_metrics
 from wm_core.planning.planners import Random
 from wm_core.tasks.toy import PointTask
@@ -49,6 +50,15 @@ def test_resumed_run_appends_and_a_torn_line_is_skipped(tmp_path):
         file.write('{"phase": "tr')  # a kill in the middle of a write
     run(tmp_path, iterations=2)
     assert [row["phase"] for row in read_metrics(str(tmp_path))] == ["train", "train", "train", "eval"]
+
+
+def test_wall_seconds_count_from_the_start_and_on_across_a_resume(tmp_path, monkeypatch):
+    # One clock reading when each run is configured, then one per row (2 rows per run here).
+    readings = iter([100.0, 103.0, 107.5, 200.0, 202.0, 205.0])
+    monkeypatch.setattr(metrics_log, "_clock", lambda: next(readings))
+    run(tmp_path, iterations=1)
+    run(tmp_path, iterations=2)  # resumed: counts on from the last row's 7.5
+    assert [row["wall_s"] for row in read_metrics(str(tmp_path))] == [3.0, 7.5, 9.5, 12.5]
 
 
 def test_rows_are_plain_json(tmp_path):

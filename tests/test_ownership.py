@@ -11,8 +11,10 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
+from wm_core.loops.train_eval import EVAL_SEED_OFFSET
 from wm_core.ownership import (
     CHECKPOINTS,
     PARENT_PID_VARIABLE,
@@ -249,3 +251,106 @@ def test_second_lock_in_the_same_process_is_refused(tmp_path):
     assert not first.held
     with DirectoryLock(str(tmp_path / "run"), RUN):  # free again
         pass
+
+
+# --------------------------------------------------------------------------- where runs take the locks
+
+
+def test_wm_run_refuses_a_run_directory_in_use_before_loading_anything(tmp_path, capsys):
+    from wm_core import cli
+
+    with DirectoryLock(str(tmp_path), RUN):  # the config is never read: the lock comes first
+        assert cli.main(["--gin_file", str(tmp_path / "unread.gin"), "--output_dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "is in use" in error and f"pid {os.getpid()} on " in error
+
+
+def test_the_learner_refuses_a_model_dir_with_another_checkpoint_writer(tmp_path):
+    from wm_core.loops.config import ConfigError
+    from wm_core.loops.learner import run_learner
+
+    config = tmp_path / "run.gin"  # no train_fn: the learner finds out only after the lock
+    config.write_text("wm.train_eval_loop.model_dir = %model_dir\n"
+                      "wm.train_eval_loop.episodes_dir = %episodes_dir\n")
+    with DirectoryLock(str(tmp_path / "model"), CHECKPOINTS):
+        with pytest.raises(DirectoryInUseError, match="'checkpoints' lock"):
+            run_learner(str(tmp_path), 0.5, gin_file=str(config), lock_timeout_s=0)
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        run_learner(str(tmp_path), 0.5, gin_file=str(config), lock_timeout_s=0)
+
+
+def test_ray_collection_refuses_a_run_or_episode_directory_in_use(tmp_path):
+    from wm_core import ray_collect
+    from wm_core.planning.planners import Random
+    from wm_core.tasks.toy import PointTask
+
+    config = tmp_path / "run" / "operative_config.gin"
+    config.parent.mkdir()
+    config.write_text("")
+    episodes = tmp_path / "run" / "episodes" / "train"
+    task = PointTask(length=3)
+    for factory, owned in ((ray_collect.Components(task, Random(task)), episodes),
+                           (ray_collect.RunComponents(str(config), str(tmp_path / "run")), config.parent)):
+        with DirectoryLock(str(owned), RUN):  # Ray is never reached
+            with pytest.raises(DirectoryInUseError, match=f"pid {os.getpid()} on "):
+                ray_collect.collect(factory, str(episodes), num_episodes=1)
+
+
+# --------------------------------------------------------------------------- a whole run
+
+PLANET_TINY = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "tests", "planet_tiny.gin")
+ASYNC_TWO_ENVIRONMENTS = (
+    "wm.train_eval_loop.num_envs = 2",
+    "wm.train_eval_loop.async_training = True",
+    "wm.train_eval_loop.train_steps_per_env_step = 0.2",
+)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _episode_seeds(directory) -> list[int]:
+    seeds = []
+    for path in sorted(directory.glob("*.npz")):
+        with np.load(path) as archive:
+            seeds.append(int(archive["seed"][0]))
+    return seeds
+
+
+@pytest.mark.slow
+def test_run_killed_alone_leaves_no_process_and_resumes_to_the_episodes_asked_for(tmp_path):
+    pytest.importorskip("wm_planet")
+    pytest.importorskip("wm_cem")
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "wm_core.cli", "--gin_file", PLANET_TINY, "--output_dir", str(output)]
+    for binding in ASYNC_TWO_ENVIRONMENTS:
+        command += ["--gin_param", binding]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until both environment workers and the learner run
+            children = descendants(run.pid)
+            lines = [_command_line(pid) for pid in children]
+            if (sum("wm_core.tasks.worker" in line for line in lines) == 2
+                    and any("wm_core.cli learn" in line for line in lines)):
+                break
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before the kill"
+            time.sleep(0.05)
+        os.kill(run.pid, signal.SIGKILL)  # the main process alone: no cleanup code runs
+        run.wait()
+        survivors = [pid for pid in children if not ended_within(pid, GRACE_S)]
+        assert survivors == [], [_command_line(pid) for pid in survivors]
+    finally:
+        for pid in [run.pid, *children]:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+    subprocess.run(command, check=True, timeout=300, stdout=subprocess.DEVNULL)
+    # planet_tiny: 2 iterations of 1 train episode, an evaluation of 1 episode every 2
+    assert _episode_seeds(output / "episodes" / "train") == [0, 1]
+    assert _episode_seeds(output / "episodes" / "eval") == [EVAL_SEED_OFFSET]

@@ -26,8 +26,10 @@ at a fixed ratio of train steps to environment steps.
 Every command is quiet (:mod:`wm_core.reporting.quiet`): no TensorFlow
 start-up lines, in its child processes either, unless given ``--verbose``.
 
-Exit status: 0 done, 2 a usage, config or plugin error (the message on
-stderr), 130 interrupted.
+Exit status: 0 done, 2 a usage, config or plugin error, or a run directory
+(or ``model_dir``) in use by another process (the message on stderr names
+it: :mod:`wm_core.ownership`), 130 interrupted.  ``wm-run evaluate`` only
+reads a run directory and takes no lock.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from wm_core.api import registry
 from wm_core.api.checks import check_int_at_least
 from wm_core.deprecation import moved_attributes
 from wm_core.loops import config
+from wm_core.ownership import DirectoryInUseError, die_with_parent
 from wm_core.reporting import quiet
 from wm_core.reporting.progress import format_score
 
@@ -57,7 +60,8 @@ __getattr__ = moved_attributes(__name__, {
 })
 
 # What a command reports as a usage error (exit status 2) instead of a traceback.
-_USER_ERRORS = (config.PluginMissing, config.ConfigError, registry.PluginNotFoundError, FileNotFoundError)
+_USER_ERRORS = (config.PluginMissing, config.ConfigError, registry.PluginNotFoundError, FileNotFoundError,
+                DirectoryInUseError)
 
 
 def _print_quality(quality, out=None) -> None:
@@ -203,6 +207,7 @@ def _main_learn(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
         parser.error("learn takes at most one --gin_file (the run's config)")
     signal.signal(signal.SIGTERM, _interrupt)  # ends the learner like Ctrl-C
     try:
+        die_with_parent()  # SIGTERM when the run that started it dies
         run_learner(
             args.output_dir, args.train_steps_per_env_step,
             gin_file=args.gin_file[0] if args.gin_file else None, gin_params=args.gin_param, model_dir=args.model_dir, episodes_dir=args.episodes_dir,

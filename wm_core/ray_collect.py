@@ -48,6 +48,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from wm_core.data import npz
+from wm_core.ownership import RUN, DirectoryLock
 from wm_core.peers import parse_address, wait_until_reachable
 
 __all__ = [
@@ -259,25 +260,33 @@ def collect(
     :param actor_options: ``ray.remote`` options of each actor (default
         ``{"num_cpus": 1}``; e.g. ``{"num_gpus": 0.25}`` for a model on GPU).
     :param address: see :func:`connect`.
+
+    The collection holds the ``run`` lock (:mod:`wm_core.ownership`) of the
+    run directory of a :class:`RunComponents` factory, else of
+    ``directory``: a run or collection writing there already makes it raise
+    :class:`~wm_core.ownership.DirectoryInUseError`.
     """
     if num_episodes < 0 or num_actors < 1:
         raise ValueError(f"need num_episodes >= 0 and num_actors >= 1, got {num_episodes}, {num_actors}")
-    os.makedirs(directory, exist_ok=True)
-    npz.remove_stale_temporaries(directory)
-    missing = missing_episodes(directory, num_episodes, seed)
-    if not missing:
-        return []
-    ray = connect(address, connect_timeout_s)
-    remote = ray.remote(**(actor_options or {"num_cpus": 1}))(_Collector)
-    count = min(num_actors, len(missing))
-    actors = [remote.remote(factory, os.path.abspath(directory), seed, phase, poll_s) for _ in range(count)]
-    pending = [actor.run.remote(missing[k::count]) for k, actor in enumerate(actors)]
-    written: list[str] = []
-    try:
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            written += ray.get(ready[0])  # an actor's error (or death) is raised here
-    finally:
-        for actor in actors:
-            ray.kill(actor)  # the others may wait for an episode that will never come
-    return sorted(written)
+    owned = factory.output_dir if isinstance(factory, RunComponents) else directory
+    with DirectoryLock(owned, RUN):
+        os.makedirs(directory, exist_ok=True)
+        npz.remove_stale_temporaries(directory)
+        missing = missing_episodes(directory, num_episodes, seed)
+        if not missing:
+            return []
+        ray = connect(address, connect_timeout_s)
+        remote = ray.remote(**(actor_options or {"num_cpus": 1}))(_Collector)
+        count = min(num_actors, len(missing))
+        actors = [remote.remote(factory, os.path.abspath(directory), seed, phase, poll_s)
+                  for _ in range(count)]
+        pending = [actor.run.remote(missing[k::count]) for k, actor in enumerate(actors)]
+        written: list[str] = []
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                written += ray.get(ready[0])  # an actor's error (or death) is raised here
+        finally:
+            for actor in actors:
+                ray.kill(actor)  # the others may wait for an episode that will never come
+        return sorted(written)

@@ -48,6 +48,7 @@ from wm_core.data.atomic import write_text_atomically
 from wm_core.data.npz import environment_steps
 from wm_core.deprecation import moved_attributes
 from wm_core.loops import config
+from wm_core.ownership import CHECKPOINTS, DirectoryLock
 
 __all__ = [
     "LEARNER_STATE_FILE",
@@ -226,6 +227,7 @@ def run_learner(
     episodes_dir: str | None = None,
     poll_s: float = 0.2,
     stop_when_idle: bool = False,
+    lock_timeout_s: float = 60.0,
 ) -> dict:
     """``wm-run learn``: rebuild the run's ``train_fn`` from ``gin_file``
     (default ``<output_dir>/operative_config.gin``) and :func:`learn` with the
@@ -234,20 +236,25 @@ def run_learner(
     ``model_dir`` and ``episodes_dir`` override those run macros.  Raises
     :class:`~wm_core.loops.config.ConfigError` (also when the config sets no
     ``train_fn``), :class:`~wm_core.loops.config.PluginMissing` or
-    ``FileNotFoundError`` for a run it cannot rebuild.
+    ``FileNotFoundError`` for a run it cannot rebuild.  The learner holds
+    the ``checkpoints`` lock of ``model_dir`` (the one checkpoint writer),
+    waiting up to ``lock_timeout_s`` for a previous learner to end, else
+    :class:`wm_core.ownership.DirectoryInUseError`.
     """
     gin_file = gin_file or os.path.join(output_dir, "operative_config.gin")
     macros = {name: os.path.abspath(value) for name, value in
               (("model_dir", model_dir), ("episodes_dir", episodes_dir)) if value}
     output_dir = config.configure_run(gin_file, output_dir, gin_params, macros)
-    train_fn = config.loop_setting("train_fn", None)
-    if train_fn is None:
-        raise config.ConfigError(f"{gin_file} sets no wm.train_eval_loop.train_fn: nothing to learn")
-    train_dir = os.path.join(config.loop_setting("episodes_dir"), "train")
-    hooks = Hooks(create_plugin_manager())
-    hooks.run_configured(output_dir=output_dir, operative_config=gin.operative_config_str())
-    try:
-        return learn(train_fn, train_dir, output_dir, train_steps_per_env_step, poll_s, hooks,
-                     stop_when_idle=stop_when_idle)
-    finally:
-        hooks.run_end(output_dir=output_dir)
+    checkpoints = DirectoryLock(config.loop_setting("model_dir"), CHECKPOINTS)
+    with checkpoints.acquire(timeout_s=lock_timeout_s):
+        train_fn = config.loop_setting("train_fn", None)
+        if train_fn is None:
+            raise config.ConfigError(f"{gin_file} sets no wm.train_eval_loop.train_fn: nothing to learn")
+        train_dir = os.path.join(config.loop_setting("episodes_dir"), "train")
+        hooks = Hooks(create_plugin_manager())
+        hooks.run_configured(output_dir=output_dir, operative_config=gin.operative_config_str())
+        try:
+            return learn(train_fn, train_dir, output_dir, train_steps_per_env_step, poll_s, hooks,
+                         stop_when_idle=stop_when_idle)
+        finally:
+            hooks.run_end(output_dir=output_dir)

@@ -32,6 +32,7 @@ again, from the same seeds, to the same arrays).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -46,7 +47,8 @@ from wm_core.api.hooks import Hooks, active_hooks, create_plugin_manager, use_ho
 from wm_core.data import npz
 from wm_core.data.atomic import write_text_atomically
 from wm_core.evaluation.planning_quality import evaluate_planner
-from wm_core.loops.config import configure, seed_global_generators
+from wm_core.loops.config import configure, loop_setting, seed_global_generators
+from wm_core.ownership import CHECKPOINTS, RUN, DirectoryLock, child_environment
 from wm_core.planning.planners import Random
 from wm_core.reporting.visualize import visualize  # the original library's train_eval.visualize
 from wm_core.rollout.simulate import run_episodes
@@ -179,7 +181,7 @@ def _start_learner(output_dir: str, model_dir: str, episodes_dir: str, ratio: fl
         sys.executable, "-m", "wm_core.cli", "learn", "--output_dir", output_dir,
         "--model_dir", model_dir, "--episodes_dir", episodes_dir,
         "--train_steps_per_env_step", repr(float(ratio)),
-    ])
+    ], env=child_environment())  # the learner dies with this process
     train_dir = os.path.join(episodes_dir, "train")
 
     def wait() -> None:
@@ -390,8 +392,18 @@ def run_experiment(
 ) -> dict:
     """What ``wm-run`` runs: load the configs (:func:`wm_core.loops.config.configure`)
     and call the configured :func:`train_eval_loop` with the installed hook plugins;
-    its results."""
-    output_dir = configure(gin_files, gin_params, output_dir, seed)
-    os.makedirs(output_dir, exist_ok=True)
-    seed_global_generators(gin.query_parameter("%seed"))
-    return train_eval_loop(output_dir=output_dir, hooks=Hooks(create_plugin_manager()))
+    its results.
+
+    Holds the ``run`` lock of ``output_dir`` throughout (taken first: a
+    directory in use raises :class:`wm_core.ownership.DirectoryInUseError`
+    before anything loads), and the ``checkpoints`` lock of ``model_dir``
+    when the loop trains in this process (with ``async_training`` the
+    learner holds it)."""
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(DirectoryLock(output_dir, RUN))
+        output_dir = configure(gin_files, gin_params, output_dir, seed)
+        seed_global_generators(gin.query_parameter("%seed"))
+        trains_here = loop_setting("train_fn", None, evaluate=False) is not None
+        if trains_here and not loop_setting("async_training", False):
+            locks.enter_context(DirectoryLock(loop_setting("model_dir"), CHECKPOINTS))
+        return train_eval_loop(output_dir=output_dir, hooks=Hooks(create_plugin_manager()))

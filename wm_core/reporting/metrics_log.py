@@ -7,6 +7,9 @@ be plotted or compared with any tool, without TensorBoard:
 * ``phase``: ``"train"`` or ``"eval"`` (as the loop names them);
 * ``env_steps``: the loop's global step (training environment steps so far);
 * ``time``: seconds since the epoch;
+* ``wall_s``: wall-clock seconds since the run started (its ``wm_run_configured``);
+  a resumed run counts on from its file's last row, so the time between that
+  row and the kill is left out;
 * ``scores``: each new episode's undiscounted return, in order;
 * every scalar the loop reported (``score``, ``collect_seconds``,
   ``planning_quality/...``);
@@ -34,6 +37,7 @@ from wm_core.api.hooks import hookimpl
 __all__ = ["METRICS_FILE", "MetricsLogPlugin", "read_metrics"]
 
 METRICS_FILE = "metrics.jsonl"
+_clock = time.monotonic  # wall_s's clock (a test replaces it)
 
 
 class MetricsLogPlugin:
@@ -43,12 +47,15 @@ class MetricsLogPlugin:
         self._path: str | None = None
         self._train_metrics: dict[str, list[float]] = defaultdict(list)
         self._model_step: int | None = None
+        self._started = 0.0  # the _clock() reading at wall_s 0
 
     @hookimpl
     def wm_run_configured(self, output_dir: str, operative_config: str) -> None:
         self._path = os.path.join(output_dir, METRICS_FILE)
         if _ends_torn(self._path):
             self._append(b"\n")  # a killed run's torn row stays on a line of its own
+        earlier = read_metrics(output_dir) if os.path.exists(self._path) else []
+        self._started = _clock() - max((row.get("wall_s", 0.0) for row in earlier), default=0.0)
 
     @hookimpl
     def wm_train_step(self, step: int, metrics: dict[str, float]) -> None:
@@ -66,6 +73,7 @@ class MetricsLogPlugin:
             "phase": phase,
             "env_steps": int(global_step),
             "time": time.time(),
+            "wall_s": _clock() - self._started,
             "scores": [float(np.sum(episode["reward"])) for episode in episodes],
             **{name: float(value) for name, value in scalars.items()},
         }

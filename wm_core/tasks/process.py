@@ -26,7 +26,6 @@ so a ground-truth model plans without a round trip per step.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 import gymnasium
 import numpy as np
 
+from wm_core.ownership import child_environment
 from wm_core.tasks.base import SimState
 
 __all__ = ["ProcessEnv", "WorkerDiedError", "WorkerError", "WorkerTimeoutError"]
@@ -158,7 +158,7 @@ class ProcessEnv(gymnasium.Env):
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "wm_core.tasks.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
-                env={**os.environ, **environment} if environment else None,
+                env=child_environment(environment),  # the worker dies with this process
             )
         self._connection = Connection(ours.detach())
         self._closed = False

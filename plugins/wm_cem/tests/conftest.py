@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from wm_core.objectives import TotalReward
+from wm_core.planning.objectives import TotalReward
 from wm_core.tasks.toy import PointTask
 
 

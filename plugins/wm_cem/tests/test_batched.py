@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_core.contracts import ContractError
-from wm_core.planners import GaussianRandomNoise, batch_planner
+from wm_core.api.contracts import ContractError
+from wm_core.planning.planners import GaussianRandomNoise, batch_planner
 
 from wm_cem import CEM, ICEM, MPPI
 from wm_cem.search import BatchedSearch
@@ -65,7 +65,7 @@ def make(kind, task, model, total_reward, **settings):
 
 def separate(planner, seeds, steps):
     """Each seed's episode with its own copy of the planner (unbatched)."""
-    from wm_core.planners import slot_copies
+    from wm_core.planning.planners import slot_copies
 
     traces = []
     for seed in seeds:

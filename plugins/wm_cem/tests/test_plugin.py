@@ -5,7 +5,7 @@ from __future__ import annotations
 import gin
 import pytest
 
-from wm_core import registry
+from wm_core.api import registry
 
 from wm_cem import CEM, ICEM, MPPI
 

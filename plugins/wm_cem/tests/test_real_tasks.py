@@ -2,7 +2,7 @@
 
 Short episodes and small searches keep these inside CI time; the margins
 are far below what was measured (see each test).  The oracle
-(:class:`wm_core.oracle.OracleWorldModel`) replays proposals in a copy of
+(:class:`wm_core.models.oracle.OracleWorldModel`) replays proposals in a copy of
 the simulator, so any shortfall is the planner's.
 """
 
@@ -15,10 +15,10 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from wm_core import tasks  # noqa: E402
-from wm_core.objectives import TotalReward  # noqa: E402
-from wm_core.oracle import OracleWorldModel  # noqa: E402
-from wm_core.planners import Random  # noqa: E402
-from wm_core.simulate import simulate  # noqa: E402
+from wm_core.planning.objectives import TotalReward  # noqa: E402
+from wm_core.models.oracle import OracleWorldModel  # noqa: E402
+from wm_core.planning.planners import Random  # noqa: E402
+from wm_core.rollout.simulate import simulate  # noqa: E402
 
 from wm_cem import CEM, ICEM, MPPI  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_core.contracts import ContractError
+from wm_core.api.contracts import ContractError
 
 from wm_cem import CEM
 from wm_cem.search import elite_count, top_indices

@@ -1,6 +1,6 @@
 """wm-cem: population-based search planners for wm (CEM, MPPI, iCEM).
 
-Each planner is a :class:`wm_core.planners.ModelPlanner` that evaluates all
+Each planner is a :class:`wm_core.planning.planners.ModelPlanner` that evaluates all
 proposals of an iteration in one ``predict_fn`` call.  Registered as entry
 points ``cem``, ``mppi`` and ``icem`` in the group ``wm.planners``, and as gin
 configurables ``cem.CEM``, ``mppi.MPPI`` and ``icem.ICEM``.

@@ -4,7 +4,7 @@ A search planner keeps one of these per decision and refits it to the best
 proposals.  Both kinds share one interface:
 
 * ``sample(rng, count) -> float32 [count, H, A]`` — action vectors (see
-  :mod:`wm_core.spaces`), inside the action bounds.
+  :mod:`wm_core.api.spaces`), inside the action bounds.
 * ``fit(actions [K, H, A], weights [K]) -> distribution`` — the weighted
   maximum-likelihood refit to ``K`` chosen proposals (weights need not sum
   to one; they are normalised).
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from wm_core import spaces
+from wm_core.api import spaces
 
 __all__ = ["Gaussian", "Categorical", "Distribution", "initial_distribution"]
 

@@ -7,7 +7,7 @@ from typing import Any
 import gin
 import numpy as np
 
-from wm_core import spaces
+from wm_core.api import spaces
 from wm_core.api.contracts import ObjectiveFn, ObserveFn, PredictBatchFn, PredictFn, ProposeFn, ResetFn
 
 from wm_cem.distributions import Gaussian

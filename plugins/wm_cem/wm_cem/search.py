@@ -14,12 +14,12 @@ proposal of the last iteration (``dict`` of ``[H, ...]`` arrays), taken from
 that iteration's ``predict_fn`` call — no extra prediction is made.
 
 Several environments at once: ``planner.batched(num_slots)`` (what
-:func:`wm_core.planners.batch_planner` uses) is a :class:`BatchedSearch`,
+:func:`wm_core.planning.planners.batch_planner` uses) is a :class:`BatchedSearch`,
 which keeps one copy of the planner per environment slot — its model state,
 distribution, random generator and (iCEM) kept elites — and runs the same
 loop for all deciding slots together: each iteration is ONE
 ``predict_batch_fn`` call on ``[N, P, H, A]`` proposals (the model's batched
-form, or :func:`wm_core.contracts.batched` of ``predict_fn``, which loops).
+form, or :func:`wm_core.api.contracts.batched` of ``predict_fn``, which loops).
 Each slot samples from its own generator and is scored and refitted on its
 own, so slot ``s`` decides exactly what a separate planner would.
 """
@@ -94,14 +94,14 @@ class PopulationSearch(ModelPlanner):
         instead of from the initial one.
     :param min_stdev: floor on a Gaussian's refitted stdev (action units).
     :param seed: seeds the planner's own sampling (restarted every episode from
-        this seed and the episode's, see :class:`wm_core.planners.Planner`).
+        this seed and the episode's, see :class:`wm_core.planning.planners.Planner`).
     :param plan_predict_fn: optional; called once per decision with the plan
         it acts on (the refitted mean, or per-step mode, ``[1, H, A]``) to make
         the returned prediction — e.g. a ``predict_fn`` that also decodes
         frames, for open-loop videos, without decoding every proposal.
     :param predict_batch_fn: optional; the model's batched form
         (``[N, P, H, A]`` actions, ``N`` states, see
-        :mod:`wm_core.contracts`), used when deciding for several
+        :mod:`wm_core.api.contracts`), used when deciding for several
         environments at once; default ``batched(predict_fn)``, a loop.
     :param plan_predict_batch_fn: optional; the batched form of
         ``plan_predict_fn`` (default: ``batched(plan_predict_fn)``).
@@ -194,7 +194,7 @@ class PopulationSearch(ModelPlanner):
 
     def batched(self, num_slots: int) -> "BatchedSearch | None":
         """This planner for ``num_slots`` environments: a :class:`BatchedSearch`
-        (``None`` — per-slot copies, see :func:`wm_core.planners.batch_planner`
+        (``None`` — per-slot copies, see :func:`wm_core.planning.planners.batch_planner`
         — for a subclass that replaces :meth:`plan`)."""
         if type(self).plan is not PopulationSearch.plan:
             return None
@@ -327,10 +327,10 @@ def search(
 
 class BatchedSearch:
     """A search planner deciding for ``num_slots`` environment slots at once
-    (a :class:`wm_core.contracts.BatchPlanner`).
+    (a :class:`wm_core.api.contracts.BatchPlanner`).
 
     ``planners[slot]`` is slot ``slot``'s copy of the planner (made by
-    :func:`wm_core.planners.slot_copies`: they share the model functions),
+    :func:`wm_core.planning.planners.slot_copies`: they share the model functions),
     with its own model state, warm start, generator and kept elites.
     :meth:`decide` observes each deciding slot's newest row with
     ``observe_fn``, then runs :func:`search` over them: one

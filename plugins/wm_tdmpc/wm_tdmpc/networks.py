@@ -350,6 +350,7 @@ class TDMPCModel(tf.Module):
             return self.task_actions(tf.tanh(mean)), {}
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (tf.tanh(raw_log_std) + 1.0)
         sample = tf.tanh(mean + unit_noise * tf.exp(log_std))
-        gaussian = tf.reduce_sum(-0.5 * tf.square(unit_noise) - log_std, -1) - 0.5 * math.log(2 * math.pi) * self.action_dim
+        gaussian = (tf.reduce_sum(-0.5 * tf.square(unit_noise) - log_std, -1)
+                    - 0.5 * math.log(2 * math.pi) * self.action_dim)
         log_prob = gaussian - tf.reduce_sum(tf.math.log(tf.nn.relu(1.0 - tf.square(sample)) + 1e-6), -1)
         return self.task_actions(sample), {"log_prob": log_prob}

@@ -1,8 +1,8 @@
-"""One TD-MPC2 update: the :class:`wm_core.training.Learner` that ``wm_tdmpc``'s ``train_fn`` runs.
+"""One TD-MPC2 update: the :class:`wm_core.loops.training.Trainer` that ``wm_tdmpc``'s ``train_fn`` runs.
 
 A batch is ``B`` chunks of ``L = frame_stack + horizon`` episode rows
 (``image uint8 [B, L, h, w, C]``, ``action float32 [B, L, A]``, ``reward
-float32 [B, L]``; rows as in :mod:`wm_core.contracts`).  With ``K =
+float32 [B, L]``; rows as in :mod:`wm_core.api.contracts`).  With ``K =
 frame_stack`` and ``H = horizon``, observation ``t`` (``t = 0..H``) is the
 stack of frames ``t .. t + K - 1``, ``action_t = action[:, K + t]`` leads
 from observation ``t`` to ``t + 1`` and earns ``reward_t = reward[:, K + t]``.
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -83,7 +82,7 @@ def _two_heads(noise: tf.random.Generator, count: int) -> tf.Tensor:
 
 
 class Trainer:
-    """TD-MPC2's :class:`~wm_core.training.Learner` (see module docs).
+    """TD-MPC2's :class:`~wm_core.loops.training.Trainer` (see module docs).
 
     :param model: the networks (their variables exist already).
     :param model_dir: checkpoint directory; its newest checkpoint is restored now.
@@ -202,7 +201,8 @@ class Trainer:
         td = []
         for latent, reward in zip(next_latents, rewards):
             next_action, _ = model.policy_action(latent, self.noise.normal([count, self.action_dim]))
-            target_values = model.two_hot.decode(tf.gather(model.q_logits(latent, next_action, target=True), heads))
+            target_logits = tf.gather(model.q_logits(latent, next_action, target=True), heads)
+            target_values = model.two_hot.decode(target_logits)
             td.append(tf.stop_gradient(td_targets(reward, model.discount, target_values)))
         weights = [self.rho**t for t in range(horizon)]
 
@@ -248,7 +248,8 @@ class Trainer:
         variables = model.policy_variables
         with tf.GradientTape() as tape:
             actions, info = model.policy_action(latents, noise)
-            values = tf.reduce_mean(model.two_hot.decode(tf.gather(model.q_logits(latents, actions), heads)), 0)
+            logits = tf.gather(model.q_logits(latents, actions), heads)
+            values = tf.reduce_mean(model.two_hot.decode(logits), 0)
             self.value_scale.assign(self.value_scale + self.tau * (
                 tf.maximum(percentile_range(tf.stop_gradient(values[0])), 1.0) - self.value_scale))
             entropy = -info["log_prob"] * self.action_dim
