@@ -109,6 +109,7 @@ class Soak:
         self.rng = random.Random(args.seed)
         self.counts: collections.Counter = collections.Counter()
         self.errors: collections.Counter = collections.Counter()
+        self.counts.update(dict.fromkeys(("orphans", "hangs"), 0))  # printed even when none
         self.work_dir = args.work_dir or tempfile.mkdtemp(prefix="wm-fault-soak-")
         self.inject_dir = os.path.join(self.work_dir, "inject")
         os.makedirs(self.inject_dir, exist_ok=True)
@@ -172,6 +173,8 @@ class Soak:
         """SIGKILL ``fault``'s target; ``False`` if it is not running yet."""
         if fault == "parent":
             target = process.pid
+            if any(_is_ours(pid, "wm_core.cli learn") for pid in descendants(process.pid)):
+                self.counts["parent kills while the learner ran"] += 1
         else:
             marker = "wm_core.tasks.worker" if fault == "worker" else "wm_core.cli learn"
             targets = [pid for pid in descendants(process.pid) if _is_ours(pid, marker)]
