@@ -33,24 +33,13 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from processor import describe
 
 NUM_ENVS = (1, 2, 4)
-
-
-def _cem(task: Any, model: Any, predict_batch_fn: Callable | None, **sizes: Any):
-    from wm_cem.cem import CEM
-    from wm_core.planning.objectives import DiscountedReward
-
-    return CEM(
-        predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
-        predict_batch_fn=predict_batch_fn, task=task, objective_fn=DiscountedReward(),
-        fraction=0.1, seed=0, **sizes,
-    )
 
 
 def _run(task: Any, batch: Any, slots: int, steps: int, warmup: int) -> float:
@@ -111,7 +100,9 @@ def _report(name: str, rates: dict[tuple[str, int], list[float]], repeats: int) 
 
 
 def main(quick: bool = False, planet: bool = True) -> dict[str, dict[str, float]]:
+    from wm_cem.cem import CEM
     from wm_core.models.oracle import OracleWorldModel
+    from wm_core.planning.objectives import DiscountedReward
     from wm_core.tasks.toy import PointTask
 
     repeats, steps, warmup = (3, 4, 1) if quick else (5, 8, 2)
@@ -120,8 +111,9 @@ def main(quick: bool = False, planet: bool = True) -> dict[str, dict[str, float]
     oracle = OracleWorldModel(task)
     sizes = dict(horizon=8, iterations=3, proposals=100) if quick else dict(horizon=12, iterations=5, proposals=200)
     label = f"{sizes['proposals']}x{sizes['iterations']} h{sizes['horizon']}"
+    settings = dict(fraction=0.1, seed=0, **sizes)
     try:
-        planner = _cem(task, oracle, oracle.predict_batch_fn, **sizes)
+        planner = CEM.over(oracle, task, DiscountedReward(), **settings)
         results["oracle"] = _report(f"oracle + CEM {label}, point task (the oracle's batched predict is a loop)",
                                     _measure(task, planner, repeats, steps, warmup), repeats)
     finally:
@@ -138,7 +130,7 @@ def main(quick: bool = False, planet: bool = True) -> dict[str, dict[str, float]
         model = PlaNet(task, model=network)
         own = "predict_batch" in vars(model) or type(model).predict_batch is not _base_predict_batch()
         how = "its predict_batch_fn, one rollout of n x P" if own else "NO predict_batch yet: the loop"
-        planner = _cem(task, model, model.predict_batch_fn, **sizes)
+        planner = CEM.over(model, task, DiscountedReward(), **settings)
         results["planet"] = _report(f"small PlaNet + CEM {label}, point task (untrained, CPU; {how})",
                                     _measure(task, planner, repeats, steps, warmup), repeats)
     return results

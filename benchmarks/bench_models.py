@@ -48,7 +48,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: model -> (config, the gin macro of its model, the planner's name).
 CONFIGS = {
     "planet": ("planet_cem_cartpole_balance_cpu.gin", "MODEL", "CEM"),
-    "tdmpc": ("tdmpc_mppi_cartpole_balance_cpu.gin", "WORLD_MODEL", "MPPI"),
+    "tdmpc": ("tdmpc_mppi_cartpole_balance_cpu.gin", "MODEL", "MPPI"),
 }
 EPISODE_DECISIONS = 125  # cartpole's 1000 simulator steps at action repeat 8
 

@@ -96,15 +96,13 @@ def _cpu_seconds() -> float:
     return total
 
 
-def _cem(task: Any, model: Any, predict_batch_fn: Callable | None = None, **sizes: Any):
+def _cem(task: Any, model: Any, **settings: Any):
+    """CEM 50x3 h5 over ``model``'s functions (``settings`` override)."""
     from wm_core.planning import objectives
     from wm_cem.cem import CEM
 
-    settings = dict(horizon=5, iterations=3, proposals=50, fraction=0.1)
-    settings.update(sizes)
-    return CEM(predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
-               task=task, objective_fn=objectives.DiscountedReward(), seed=0,
-               predict_batch_fn=predict_batch_fn, **settings)
+    defaults = dict(horizon=5, iterations=3, proposals=50, fraction=0.1, seed=0)
+    return CEM.over(model, task, objectives.DiscountedReward(), **{**defaults, **settings})
 
 
 def _measure(
@@ -164,14 +162,14 @@ def _oracle_cases(repeats: int) -> dict[str, float]:
     task = DeepMindControl("cartpole", "swingup", action_repeat=8, time_limit=0.4)
     oracle = OracleWorldModel(task)
     try:
-        rates = _measure(task, lambda n: _cem(task, oracle), repeats)
+        rates = _measure(task, lambda n: _cem(task, oracle, predict_batch_fn=None), repeats)
         results.update(_report("oracle + CEM 50x3 h5 (one rollout worker)", rates, TARGET))
     finally:
         oracle.close()
     # One oracle per n, its pool of n rollout workers started by the warm-up episode.
     oracles = {n: OracleWorldModel(task, rollout_workers=n if n > 1 else 0) for n in NUM_ENVS}
     try:
-        rates = _measure(task, lambda n: _cem(task, oracles[n], oracles[n].predict_batch_fn), repeats)
+        rates = _measure(task, lambda n: _cem(task, oracles[n]), repeats)
         results.update(_report("oracle + CEM 50x3 h5, parallel rollouts (rollout_workers = n)", rates, TARGET))
     finally:
         for model in oracles.values():
@@ -202,8 +200,7 @@ def main(quick: bool = False, planet: bool = False, planners: bool = True) -> di
         network = RecurrentStateSpaceModel(task=task, deter_size=16, stoch_size=4, hidden_size=16,
                                            embed_size=32, depth=4, reward_units=16, reward_layers=1)
         model = PlaNet(task, model=network)
-        rates = _measure(task, lambda n: _cem(task, model, model.predict_batch_fn, horizon=12,
-                                              iterations=5, proposals=200), repeats)
+        rates = _measure(task, lambda n: _cem(task, model, horizon=12, iterations=5, proposals=200), repeats)
         results.update(_report("tiny PlaNet + CEM 200x5 h12 (untrained, CPU)", rates, None))
     results["cpu_headroom_after"] = cpu_headroom()
     print(f"CPU headroom after: {results['cpu_headroom_after']:.2f}x", flush=True)

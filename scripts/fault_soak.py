@@ -22,8 +22,9 @@ process it had started must end within ``--grace_s`` seconds: those still
 running are counted as orphans (and killed).  Then the run is started again
 on the same ``--output_dir`` until it completes; its episodes are checked
 against the ones the config asks for (by their ``seed`` column): lost,
-duplicated, unexpected.  Runs follow each other until ``--faults`` faults
-were thrown.
+duplicated, unexpected.  An attempt that exits with an error should say it
+in one line: those whose output holds a Python traceback are counted.  Runs
+follow each other until ``--faults`` faults were thrown.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class Soak:
         self.rng = random.Random(args.seed)
         self.counts: collections.Counter = collections.Counter()
         self.errors: collections.Counter = collections.Counter()
-        self.counts.update(dict.fromkeys(("orphans", "hangs"), 0))  # printed even when none
+        # printed even when none
+        self.counts.update(dict.fromkeys(("orphans", "hangs", "error exits with a traceback"), 0))
         self.work_dir = args.work_dir or tempfile.mkdtemp(prefix="wm-fault-soak-")
         self.inject_dir = os.path.join(self.work_dir, "inject")
         os.makedirs(self.inject_dir, exist_ok=True)
@@ -142,11 +144,13 @@ class Soak:
             environment["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [self.inject_dir, environment.get("PYTHONPATH")]))
             environment["WM_SOAK_DISK_BYTES"] = str(self.args.disk_bytes)
+        log_path = output_dir + ".log"
+        log_start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
         process = subprocess.Popen(
             self.command(output_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, env=environment,
         )
-        log = threading.Thread(target=_copy_output, args=(process.stdout, output_dir + ".log"))
+        log = threading.Thread(target=_copy_output, args=(process.stdout, log_path))
         log.start()
         started, seen = time.monotonic(), set()
         fault_at = started + self.rng.uniform(*self.args.fault_window_s)
@@ -165,6 +169,9 @@ class Soak:
             self.counts["fault disk-full"] += 1
         if process.returncode not in (0, -signal.SIGKILL):
             self.errors[self.last_error(output_dir)] += 1
+            with open(log_path, "rb") as file:
+                file.seek(log_start)
+                self.counts["error exits with a traceback"] += b"Traceback" in file.read()
         self.count_orphans(seen)
         self.counts["partial episode files visible"] += _partial_episode_files(output_dir)
         return process.returncode

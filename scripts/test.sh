@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS="${TF_USE_LEGACY_KERAS:-1}"
 # Two workers, a test file per worker at a time: most tests wait on process start-up,
 # TensorFlow tracing or tiny single-threaded models, so two cores run two files at once.
 # (A third worker measured 574 and 616 s against 597 and 601 s with two: no clear gain.)
-# Files go out in collection order (pyproject's testpaths: the plugins' few long files
+# Files go out in collection order (the root conftest.py puts the few long files
 # first), not xdist's default of the files with the most tests first, which left the
 # longest single-test files for last and one worker idle at the end.
 exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"

@@ -88,3 +88,11 @@ def tensorboard_reader_without_tensorflow(monkeypatch):
     one process; see wm_core/tasks/process.py)."""
     for module in (directory_watcher, event_file_loader, io_wrapper):
         monkeypatch.setattr(module, "tf", tensorflow_stub)
+
+
+@pytest.fixture
+def users_shell_environment(monkeypatch):
+    """The environment of a user's shell for child processes: without the TensorFlow log level
+    that plugin test folders set for their own quiet output, and without wm's quiet flag."""
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("WM_QUIET", raising=False)

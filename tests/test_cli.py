@@ -157,7 +157,7 @@ def test_plugins_command_lists_entry_points_from_metadata_without_importing_them
     assert "tensorflow" not in result.stderr.lower()
 
 
-def test_plugins_check_lists_distributions_names_hooks_and_status():
+def test_plugins_check_lists_distributions_names_hooks_and_status(users_shell_environment):
     result = wm_run("plugins", "--check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -211,8 +211,8 @@ def test_wm_run_learn_says_what_is_missing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_planet_trains_in_its_own_process_beside_collection(tmp_path):
-    """The tiny PlaNet config through wm-run, asynchronous (measured: 47 s on 2 shared cores)."""
+def test_planet_trains_in_its_own_process_beside_collection(tmp_path, users_shell_environment):
+    """The tiny PlaNet config through wm-run, asynchronous."""
     import subprocess
     import sys
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import gin
 import numpy as np
 import pytest
 
@@ -148,3 +149,16 @@ def test_a_batched_planner_that_mixes_up_slots_is_caught():
     with pytest.raises(ContractError, match=r"batched planner: slot 0 chose \[.*\] at step 0, the planner alone chose"):
         testing.check_planner(SeededRandom(PointTask(), seed=1), PointTask())
     testing.check_planner(SeededRandom(PointTask(), seed=1), PointTask(), deterministic=False)
+
+
+def test_clean_gin_config_starts_empty_and_clears_a_locked_config():
+    gin.parse_config("wm.PointTask.length = 7")  # a binding an earlier test left
+    with testing.clean_gin_config():
+        assert PointTask().kwargs["length"] == 20  # the default: the binding is gone
+        gin.parse_config("wm.PointTask.length = 3")
+        assert PointTask().kwargs["length"] == 3
+        gin.finalize()  # locked, as wm_core.loops.config.configure leaves it
+    assert PointTask().kwargs["length"] == 20
+    gin.parse_config("wm.PointTask.length = 5")  # unlocked again
+    assert PointTask().kwargs["length"] == 5
+    gin.clear_config()

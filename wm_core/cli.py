@@ -26,9 +26,12 @@ at a fixed ratio of train steps to environment steps.
 Every command is quiet (:mod:`wm_core.reporting.quiet`): no TensorFlow
 start-up lines, in its child processes either, unless given ``--verbose``.
 
-Exit status: 0 done, 2 a usage, config or plugin error, or a run directory
-(or ``model_dir``) in use by another process (the message on stderr names
-it: :mod:`wm_core.ownership`), 130 interrupted.  ``wm-run evaluate`` only
+Exit status: 0 done, 1 a run stopped by a full disk (the message names the
+file; nothing partial is left, so the same command resumes once there is
+space), by diverged training or by a failed learner process, each said in
+one line, 2 a usage, config or plugin error, or a run directory (or
+``model_dir``) in use by another process (the message on stderr names it:
+:mod:`wm_core.ownership`), 130 interrupted.  ``wm-run evaluate`` only
 reads a run directory and takes no lock.
 """
 
@@ -42,8 +45,11 @@ from typing import Callable, Sequence
 
 from wm_core.api import registry
 from wm_core.api.checks import check_int_at_least
+from wm_core.data.atomic import DiskFullError
 from wm_core.deprecation import moved_attributes
 from wm_core.loops import config
+from wm_core.loops.learner import LearnerFailed
+from wm_core.loops.training import TrainingDivergedError
 from wm_core.ownership import DirectoryInUseError, die_with_parent
 from wm_core.reporting import quiet
 from wm_core.reporting.progress import format_score
@@ -62,6 +68,16 @@ __getattr__ = moved_attributes(__name__, {
 # What a command reports as a usage error (exit status 2) instead of a traceback.
 _USER_ERRORS = (config.PluginMissing, config.ConfigError, registry.PluginNotFoundError, FileNotFoundError,
                 DirectoryInUseError)
+# What stops a run with a one-line error (exit status 1) instead of a traceback.
+_RUN_FAILURES = (DiskFullError, TrainingDivergedError, LearnerFailed)
+
+
+def _failure_line(error: BaseException) -> str:
+    """One of :data:`_RUN_FAILURES` in one line (gin appends "In call to configurable ..." lines)."""
+    line = str(error).splitlines()[0]
+    if isinstance(error, DiskFullError):
+        line += "; free some space, then run again with the same --output_dir to resume"
+    return line
 
 
 def _print_quality(quality, out=None) -> None:
@@ -213,6 +229,9 @@ def _main_learn(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
             gin_file=args.gin_file[0] if args.gin_file else None, gin_params=args.gin_param, model_dir=args.model_dir, episodes_dir=args.episodes_dir,
             poll_s=args.poll_s, stop_when_idle=args.stop_when_idle,
         )
+    except _RUN_FAILURES as error:  # recorded in learner_state.json for the run to report
+        print(f"wm-run learn: error: {_failure_line(error)}", file=sys.stderr)
+        return 1
     except (*_USER_ERRORS, ValueError) as error:
         print(f"wm-run learn: error: {error}", file=sys.stderr)
         return 2
@@ -246,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _USER_ERRORS as error:
         print(f"wm-run: error: {error}", file=sys.stderr)
         return 2
+    except _RUN_FAILURES as error:
+        print(f"wm-run: error: {_failure_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("wm-run: interrupted; run again with the same --output_dir to resume", file=sys.stderr)
         return 130

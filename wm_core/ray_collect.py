@@ -32,10 +32,9 @@ it waits; the lowest missing episode is never waiting, so the wait ends.
 Errors are clear instead of hangs: without Ray, :class:`RayNotInstalledError`
 names the extra to install; a cluster address that does not accept a
 connection within ``connect_timeout_s`` raises
-:class:`wm_core.peers.PeerUnreachableError` (measured with Ray 2.60:
-``ray.init(address="host:port")`` to a dead address retries for minutes —
-still retrying after 2 —, ``ray://`` addresses fail after 30 s); an actor
-that fails or dies stops the others and re-raises its error.
+:class:`wm_core.peers.PeerUnreachableError` (``ray.init`` alone would keep
+retrying a dead address: docs/multi_machine.md); an actor that fails or dies
+stops the others and re-raises its error.
 """
 
 from __future__ import annotations

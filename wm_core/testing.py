@@ -11,17 +11,24 @@ base classes a plugin subclasses, providing the fixtures ``task`` and
         def task(self): return tasks.Gym("Pendulum-v1")
         @pytest.fixture
         def world_model(self, task): return MyModel(task)
+
+``clean_gin_config()`` gives a test an empty gin config with wm-run's core
+configurables registered, and clears it again afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from typing import Any, Iterator
 
+import gin
 import numpy as np
 
 from wm_core.api import spaces
 from wm_core.api.checks import check_action, check_plan_prediction, check_predictions, check_scores
 from wm_core.api.contracts import ContractError, Predictions, batched
+from wm_core.loops.config import CORE_CONFIGURABLE_MODULES
 
 __all__ = [
     "check_world_model",
@@ -32,6 +39,7 @@ __all__ = [
     "PlannerContract",
     "ObjectiveContract",
     "TaskContract",
+    "clean_gin_config",
 ]
 
 
@@ -454,3 +462,26 @@ class TaskContract:
 
     def test_honours_task_contract(self, task):
         check_task(task)
+
+
+@contextlib.contextmanager
+def clean_gin_config() -> Iterator[None]:
+    """Run the body on an empty gin config, as wm-run parses one: the core's
+    configurables (:data:`wm_core.loops.config.CORE_CONFIGURABLE_MODULES`)
+    imported first; on the way out the config is emptied and unlocked, also
+    when the body locked it (:func:`wm_core.loops.config.configure` finalizes it).
+    Gin's config is process-global: tests that parse one use this so no
+    binding reaches the next test::
+
+        @pytest.fixture
+        def clean_gin():
+            with clean_gin_config():
+                yield
+    """
+    for module in CORE_CONFIGURABLE_MODULES:
+        importlib.import_module(module)
+    gin.clear_config()
+    try:
+        yield
+    finally:
+        gin.clear_config()  # also unlocks

@@ -16,7 +16,8 @@ to a hidden temporary file ``.<name>.<pid>.tmp`` in the same directory,
 flushed to disk, then renamed.  A crash leaves at most a temporary file, which
 the loaders ignore (they read ``*.npz`` files whose names do not start with
 a dot) and :func:`remove_stale_temporaries` deletes (``train_eval_loop``
-calls it when a run starts).
+calls it when a run starts).  A failed write removes its temporary file; a
+full disk raises :class:`wm_core.data.atomic.DiskFullError` naming the file.
 
 Files are compressed (``np.savez_compressed``; the trade-off in disk and
 time is in docs/design.md, "Episode files are compressed").
@@ -46,6 +47,7 @@ import numpy as np
 
 from wm_core.api.checks import REQUIRED_EPISODE_KEYS, check_episode
 from wm_core.api.contracts import ContractError, Episode
+from wm_core.data.atomic import writing_atomically
 
 __all__ = [
     "EpisodeFileError",
@@ -113,16 +115,8 @@ def _episode_name(steps: int) -> str:
 def _write_atomically(directory: str, name: str, episode: Mapping[str, np.ndarray]) -> str:
     final = os.path.join(directory, name)
     temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            np.savez_compressed(file, **episode)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
+    with writing_atomically(final, temporary, "episode", "xb") as file:
+        np.savez_compressed(file, **episode)
     return final
 
 

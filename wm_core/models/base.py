@@ -162,7 +162,12 @@ class WorldModelBase(WorldModel):
 
     def restore_checkpoint(self, directory: str) -> None:
         """Load the newest checkpoint in ``directory`` (called when
-        :attr:`checkpoint_file` there changed).  Default: nothing to load."""
+        :attr:`checkpoint_file` there changed).  Default: nothing to load.
+
+        A newest checkpoint that cannot be read (truncated, corrupt) must
+        not stop the run: restore the one before it, with a warning
+        (:func:`wm_tf.checkpoints.restore_newest` does this for TensorFlow
+        checkpoints)."""
 
     # -- the contract ----------------------------------------------------------
 

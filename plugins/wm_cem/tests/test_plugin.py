@@ -6,6 +6,7 @@ import gin
 import pytest
 
 from wm_core.api import registry
+from wm_core.testing import clean_gin_config
 
 from wm_cem import CEM, ICEM, MPPI
 
@@ -18,9 +19,8 @@ def test_planners_load_by_entry_point_name(name, planner):
 
 @pytest.fixture
 def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
+    with clean_gin_config():
+        yield
 
 
 def test_gin_bindings_configure_each_planner(clean_gin, box2_task, target_model, total_reward):

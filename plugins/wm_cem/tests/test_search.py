@@ -7,7 +7,7 @@ import pytest
 
 from wm_core.api.contracts import ContractError
 
-from wm_cem import CEM
+from wm_cem import CEM, MPPI
 from wm_cem.search import elite_count, top_indices
 
 TARGET = np.array([[0.5, -1.0], [0.25, 1.5], [-0.75, 0.0]], np.float32)
@@ -174,3 +174,21 @@ def test_state_is_observed_once_per_step_and_passed_to_predict(box2_task, total_
     for _ in range(3):
         planner(np.zeros((64, 64, 3), np.uint8), np.zeros(2, np.float32), 0.0)
     assert seen == [1, 1, 2, 2, 3, 3]
+
+
+def test_over_wires_the_models_functions_and_settings_win(box2_task, target_model, total_reward, decide_once):
+    model = target_model(TARGET)
+    model.predict_batch_fn = lambda actions, states: {"reward": np.zeros(actions.shape[:3], np.float32)}
+    model.propose_fn = lambda state, horizon, count, seed=0: np.zeros((count, horizon, 2), np.float32)
+    cem = CEM.over(model, box2_task, total_reward, horizon=3, proposals=50, policy_proposals=2, seed=0)
+    wired = ("predict_fn", "observe_fn", "reset_fn", "predict_batch_fn", "propose_fn")
+    assert [getattr(cem, name) == getattr(model, name) for name in wired] == [True] * 5
+    assert (cem.horizon, cem.proposals, cem.policy_proposals, cem.objective_fn) == (3, 50, 2, total_reward)
+    settings = dict(horizon=3, iterations=2, proposals=50, fraction=0.2, seed=0)  # make_cem's
+    over = CEM.over(target_model(TARGET), box2_task, total_reward, **settings)
+    by_hand = make_cem(box2_task, target_model(TARGET), total_reward)
+    np.testing.assert_array_equal(decide_once(over)[0], decide_once(by_hand)[0])
+    # Functions the model lacks stay unset; a setting naming a model function wins.
+    bare = MPPI.over(target_model(TARGET), box2_task, total_reward)
+    assert isinstance(bare, MPPI) and (bare.predict_batch_fn, bare.propose_fn) == (None, None)
+    assert CEM.over(model, box2_task, total_reward, predict_batch_fn=None).predict_batch_fn is None

@@ -26,7 +26,7 @@ own, so slot ``s`` decides exactly what a separate planner would.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Self, Sequence
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from wm_core.api.contracts import (
     ProposeFn,
     ResetFn,
     State,
+    WorldModel,
     batched,
 )
 from wm_core.planning.planners import ModelPlanner, slot_copies
@@ -49,6 +50,9 @@ from wm_cem.distributions import Distribution, initial_distribution
 __all__ = ["PopulationSearch", "BatchedSearch", "search", "elite_count", "top_indices"]
 
 Decision = tuple[np.ndarray, Predictions]
+
+#: The world model functions :meth:`PopulationSearch.over` wires, where the model has them.
+_MODEL_FUNCTIONS = ("predict_fn", "observe_fn", "reset_fn", "predict_batch_fn", "propose_fn")
 
 
 def elite_count(proposals: int, fraction: float) -> int:
@@ -166,6 +170,22 @@ class PopulationSearch(ModelPlanner):
         self.warm_start = bool(warm_start)
         self.initial = initial_distribution(self.action_space, self.horizon, float(min_stdev))
         self.solution: Distribution | None = None
+
+    @classmethod
+    def over(cls, world_model: WorldModel, task: Any, objective_fn: ObjectiveFn, **settings: Any) -> Self:
+        """This planner searching ``world_model``'s predictions (an object with
+        the contract's functions as attributes): wired to its
+        ``predict_fn``, ``observe_fn`` and ``reset_fn``, and to its
+        ``predict_batch_fn`` and ``propose_fn`` where it has them.
+        ``settings`` are the constructor's other keyword arguments; one that
+        names a model function overrides the wiring (``predict_batch_fn=None``:
+        several environments plan with ``batched(predict_fn)``)."""
+        wired = {
+            name: getattr(world_model, name)
+            for name in _MODEL_FUNCTIONS
+            if getattr(world_model, name, None) is not None
+        }
+        return cls(task=task, objective_fn=objective_fn, **{**wired, **settings})
 
     def reset(self, **kwargs: Any) -> None:
         super().reset(**kwargs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import importlib
 import os
 
 import gin
@@ -11,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from wm_core.loops import config, train_eval
+from wm_core.testing import clean_gin_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
 PUBLISHED_ACTION_REPEAT = {
@@ -25,12 +25,8 @@ PUBLISHED_ACTION_REPEAT = {
 
 @pytest.fixture
 def clean_gin():
-    for module in config.CORE_CONFIGURABLE_MODULES:  # what wm-run registers before parsing
-        importlib.import_module(module)
-    gin.clear_config()
-    yield
-    with gin.unlock_config():  # config.configure finalizes (locks) the config
-        gin.clear_config()
+    with clean_gin_config():
+        yield
 
 
 def test_there_is_one_config_per_published_task():

@@ -34,11 +34,8 @@ SIZES = dict(deter_size=32, stoch_size=8, hidden_size=32, embed_size=256, depth=
 
 
 def make_cem(task, model, seed: int) -> CEM:
-    return CEM(
-        predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
-        task=task, objective_fn=objectives.DiscountedReward(), horizon=8, iterations=5,
-        proposals=200, fraction=0.1, seed=seed,
-    )
+    return CEM.over(model, task, objectives.DiscountedReward(), horizon=8, iterations=5, proposals=200,
+                    fraction=0.1, seed=seed)
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase
 from wm_planet.model import RecurrentStateSpaceModel
 from wm_planet.noise import generator
 from wm_planet.training import Trainer
+from wm_tf.checkpoints import restore_newest
 
 __all__ = ["PlaNet", "train_loop"]
 
@@ -220,11 +221,9 @@ class PlaNet(WorldModelBase):
         return {key: value.reshape(count, proposals, *value.shape[1:]) for key, value in flat.items()}
 
     def restore_checkpoint(self, directory: str) -> None:
-        """Restore the model's weights from the newest checkpoint in ``directory``."""
-        latest = tf.train.latest_checkpoint(directory)
-        if latest is not None:
-            self.build()
-            self._checkpoint.restore(latest).expect_partial()
+        """Restore the model's weights from the newest readable checkpoint in ``directory``."""
+        self.build()
+        restore_newest(self._checkpoint, directory, partial=True)
 
     def train(self, data_path: str) -> None:
         """Train with :func:`train_loop` (built on the first call) on the episodes under ``data_path``."""

@@ -32,11 +32,8 @@ ITERATIONS, TRAIN_STEPS = 4, 50
 
 
 def make_cem(task, model, seed: int) -> CEM:
-    return CEM(
-        predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
-        task=task, objective_fn=objectives.DiscountedReward(), horizon=5, iterations=3,
-        proposals=32, fraction=0.1, seed=seed,
-    )
+    return CEM.over(model, task, objectives.DiscountedReward(), horizon=5, iterations=3, proposals=32,
+                    fraction=0.1, seed=seed)
 
 
 @pytest.mark.slow

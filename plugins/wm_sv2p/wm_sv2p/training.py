@@ -43,9 +43,22 @@ class Trainer:
         is restored now.
     :param input_length: context rows of a training chunk.
     :param batch: the global batch size (a multiple of the replicas).
+    :param learning_rate, adam_epsilon: Adam's.
+    :param clip_norm: the global gradient norm clipped to.
+    :param reward_weight: weight of the standardised reward error in the
+        loss.  That error trains only the reward decoder (no gradient reaches
+        the frame predictor), so this is not a trade-off against frame
+        quality; it scales the decoder's gradients against Adam's epsilon and
+        the shared ``clip_norm``.
+    :param kl_schedule: the three-phase latent schedule (default
+        :class:`~wm_sv2p.latent.KLSchedule` ``()``).
+    :param scheduled_sampling_k: 0 feeds the model its own predictions after
+        the context; ``k > 0`` feeds the true frame with probability
+        ``k / (k + exp(step / k))``.
     :param seed: seeds all training noise, drawn statelessly from
         ``(seed, step)`` per replica, so a restored run draws what the
         uninterrupted one would have.
+    :param checkpoints_to_keep: checkpoints kept in ``model_dir``.
 
     Before the very first step (:meth:`before_first_step`) the reward
     decoder's output is scaled to the mean and std of >= 1024 sampled reward

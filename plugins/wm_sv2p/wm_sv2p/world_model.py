@@ -42,9 +42,9 @@ from wm_core.api import spaces
 from wm_core.api.contracts import Predictions, State, TrainFn
 from wm_core.loops.training import TrainLoop
 from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase
-from wm_sv2p.latent import KLSchedule
 from wm_sv2p.model import FramePredictor, to_uint8, to_unit_float
 from wm_sv2p.training import Trainer
+from wm_tf.checkpoints import restore_newest
 from wm_tf.replicas import pad_to_multiple, split_across_replicas
 
 __all__ = [
@@ -187,10 +187,8 @@ class SV2P(WorldModelBase):
         return predictions
 
     def restore_checkpoint(self, directory: str) -> None:
-        """Restore the network and step from the newest checkpoint in ``directory``."""
-        latest = tf.train.latest_checkpoint(directory)
-        if latest is not None:
-            self._checkpoint.restore(latest).expect_partial()
+        """Restore the network and step from the newest readable checkpoint in ``directory``."""
+        restore_newest(self._checkpoint, directory, partial=True)
 
     def train(self, data_path: str) -> None:
         """Train with the ``train_fn`` that ``create_train_fn(self)`` builds (gin-configurable)."""
@@ -302,46 +300,27 @@ def create_train_fn(
     train_steps: int = 100,
     batch: int = 16,
     strategy: tf.distribute.Strategy | None = None,
-    learning_rate: float = 1e-3,
-    adam_epsilon: float = 1e-3,
-    clip_norm: float = 100.0,
-    reward_weight: float = 1.0,
-    kl_schedule: KLSchedule | None = None,
-    scheduled_sampling_k: float = 0.0,
+    *,
     seed: int = 0,
     max_episodes_in_memory: int = 1000,
-    checkpoints_to_keep: int = 2,
+    **trainer_settings: Any,
 ) -> TrainFn:
     """``train_fn(data_path) -> None``: ``train_steps`` steps on ``batch``
     chunks of ``input_length + output_length`` rows, then a checkpoint in the
     model's ``model_dir`` (a :class:`wm_core.loops.training.TrainLoop` around
     :class:`~wm_sv2p.training.Trainer`).
 
-    :param scheduled_sampling_k: 0 feeds the model its own predictions after
-        the context; ``k > 0`` feeds the true frame with probability
-        ``k / (k + exp(step / k))``.
-    :param reward_weight: weight of the standardised reward error in the
-        loss.  That error trains only the reward decoder (no gradient reaches
-        the frame predictor), so this is not a trade-off against frame
-        quality; it scales the decoder's gradients against Adam's epsilon and
-        the shared ``clip_norm``.
-    :param kl_schedule: the three-phase latent schedule (default
-        :class:`~wm_sv2p.latent.KLSchedule` ``()``).
-    :param seed: seeds the chunk sampling and all training noise (drawn
-        statelessly from ``(seed, step)`` per replica, so a restored run
-        draws what the uninterrupted one would have).
+    :param seed: seeds the chunk sampling and the trainer's noise.
+    :param trainer_settings: the other keyword arguments of
+        :class:`~wm_sv2p.training.Trainer` (``learning_rate``,
+        ``adam_epsilon``, ``clip_norm``, ``reward_weight``, ``kl_schedule``,
+        ``scheduled_sampling_k``, ``checkpoints_to_keep``), gin-bindable here
+        (``sv2p.create_train_fn.learning_rate = 1e-3``).
     """
     _check_strategy(model, strategy, "create_train_fn")
     trainer = Trainer(
         model.network, model.step, model.strategy, model.model_dir, model.input_length, batch,
-        learning_rate=learning_rate,
-        adam_epsilon=adam_epsilon,
-        clip_norm=clip_norm,
-        reward_weight=reward_weight,
-        kl_schedule=kl_schedule,
-        scheduled_sampling_k=scheduled_sampling_k,
-        seed=seed,
-        checkpoints_to_keep=checkpoints_to_keep,
+        seed=seed, **trainer_settings,
     )
     return TrainLoop(
         trainer, train_steps, batch, model.input_length + model.output_length, seed=seed,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import importlib
 import os
 
 import gin
@@ -12,18 +11,15 @@ import tensorflow as tf
 
 from wm_core.loops import config
 from wm_core.loops.train_eval import run_experiment
+from wm_core.testing import clean_gin_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
 
 
 @pytest.fixture
 def clean_gin():
-    for module in config.CORE_CONFIGURABLE_MODULES:  # what wm-run registers before parsing
-        importlib.import_module(module)
-    gin.clear_config()
-    yield
-    with gin.unlock_config():  # cli.configure finalizes (locks) the config
-        gin.clear_config()
+    with clean_gin_config():
+        yield
 
 
 def test_the_base_config_holds_the_published_settings(clean_gin, tmp_path):

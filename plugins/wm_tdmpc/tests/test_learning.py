@@ -1,4 +1,4 @@
-"""TD-MPC + MPPI learns to act from pixels on the point task, in both drawings.
+"""TD-MPC + MPPI learns to act from pixels on the point task.
 
 The agent sees frames only.  ``train_eval_loop`` collects 5 random seed
 episodes, then 8 iterations of one noisy MPPI episode and 100 updates; the
@@ -6,9 +6,9 @@ trained agent (MPPI over the model's rewards and terminal value, with 16
 policy-prior proposals) then plays 10 held-out start states, as do the
 oracle with the same MPPI on the true simulator's rewards and the random
 planner (:func:`wm_core.evaluation.scoring.score_against_references`).  Each
-run must close at least 75 % of the random -> oracle gap.  One seed per
-drawing here (each run costs minutes); ``benchmarks/learning_point.py``
-runs three.
+run must close at least 75 % of the random -> oracle gap.  The suite runs
+seed 0 of the plain one-pixel bar, the harder drawing (each run costs
+minutes); ``benchmarks/learning_point.py`` runs three seeds of both drawings.
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ SIZES = dict(frame_stack=1, channels=8, units=64, discount=DISCOUNT)
 def make_mppi(task, model, seed: int, prior: bool = True) -> MPPI:
     """The agent's MPPI (``prior``: with the model's value and proposals), or the oracle's."""
     objective = objectives.DiscountedReturnWithValue if prior else objectives.DiscountedReward
-    return MPPI(
-        predict_fn=model.predict_fn, observe_fn=model.observe_fn, reset_fn=model.reset_fn,
-        task=task, objective_fn=objective(DISCOUNT), horizon=3, iterations=4, proposals=100,
-        fraction=0.2, temperature=0.5, min_stdev=0.05, warm_start=True, seed=seed,
-        propose_fn=model.propose_fn if prior else None, policy_proposals=16 if prior else 0,
+    return MPPI.over(
+        model, task, objective(DISCOUNT), horizon=3, iterations=4, proposals=100, fraction=0.2,
+        temperature=0.5, min_stdev=0.05, warm_start=True, seed=seed, policy_proposals=16 if prior else 0,
     )
 
 
@@ -61,7 +59,7 @@ DRAWINGS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("drawing", sorted(DRAWINGS))
+@pytest.mark.parametrize("drawing", ["plain"])  # both drawings, three seeds: the benchmark
 def test_tdmpc_mppi_closes_most_of_the_gap_to_the_oracle(tmp_path, drawing):
     score = learn(DRAWINGS[drawing](), tmp_path, seed=0)
     print(f"{drawing}, seed 0: {score}")

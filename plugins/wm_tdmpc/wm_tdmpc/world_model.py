@@ -1,4 +1,4 @@
-"""TD-MPC2 as a wm world model: :class:`TDMPC`, and ``create_tdmpc_*_fn`` for gin configs.
+"""TD-MPC2 as a wm world model: :class:`TDMPC`.
 
 ::
 
@@ -23,7 +23,9 @@ trains over.  Deterministic: same actions and state, same predictions.
 action sequences drawn from the policy prior, rolled through the dynamics
 from the state's latent; the same ``seed`` draws the same sequences.
 
-Everything is gin-configurable under the module ``tdmpc``.
+Everything is gin-configurable under the module ``tdmpc``; a config hands
+the model's functions to a planner and the loop with ``@wm.predict_fn()``
+and the rest of :mod:`wm_core.api.configurables`.
 """
 
 from __future__ import annotations
@@ -35,31 +37,14 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from wm_core.api.contracts import (
-    ObserveFn,
-    PredictBatchFn,
-    PredictFn,
-    Predictions,
-    ProposeFn,
-    ResetFn,
-    State,
-    TrainFn,
-)
+from wm_core.api.contracts import Predictions, ProposeFn, State
 from wm_core.loops.training import TrainLoop
 from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase, check_state
 from wm_tdmpc.networks import TDMPCModel
 from wm_tdmpc.training import Trainer
+from wm_tf.checkpoints import restore_newest
 
-__all__ = [
-    "TDMPC",
-    "PROPOSAL_STREAM",
-    "create_tdmpc_reset_fn",
-    "create_tdmpc_observe_fn",
-    "create_tdmpc_predict_fn",
-    "create_tdmpc_predict_batch_fn",
-    "create_tdmpc_propose_fn",
-    "create_tdmpc_train_fn",
-]
+__all__ = ["TDMPC", "PROPOSAL_STREAM"]
 
 #: The stateless-random stream of ``propose_fn``'s draws.
 PROPOSAL_STREAM = 1
@@ -143,9 +128,8 @@ class TDMPC(WorldModelBase):
         return {key: value.reshape(count, proposals, *value.shape[1:]) for key, value in flat.items()}
 
     def restore_checkpoint(self, directory: str) -> None:
-        latest = tf.train.latest_checkpoint(directory)
-        if latest:
-            tf.train.Checkpoint(model=self.model).restore(latest).expect_partial()
+        """Restore the networks from the newest readable checkpoint in ``directory``."""
+        restore_newest(tf.train.Checkpoint(model=self.model), directory, partial=True)
 
     # -- the optional contract member -------------------------------------------------
 
@@ -211,39 +195,3 @@ class TDMPC(WorldModelBase):
             actions.append(action)
             latent = model.next(latent, action)
         return tf.stack(actions, 1)
-
-
-@gin.configurable(module="tdmpc")
-def create_tdmpc_reset_fn(world_model: TDMPC) -> ResetFn:
-    """``world_model.reset_fn`` (for gin configs)."""
-    return world_model.reset_fn
-
-
-@gin.configurable(module="tdmpc")
-def create_tdmpc_observe_fn(world_model: TDMPC) -> ObserveFn:
-    """``world_model.observe_fn`` (for gin configs)."""
-    return world_model.observe_fn
-
-
-@gin.configurable(module="tdmpc")
-def create_tdmpc_predict_fn(world_model: TDMPC) -> PredictFn:
-    """``world_model.predict_fn`` (for gin configs)."""
-    return world_model.predict_fn
-
-
-@gin.configurable(module="tdmpc")
-def create_tdmpc_predict_batch_fn(world_model: TDMPC) -> PredictBatchFn:
-    """``world_model.predict_batch_fn`` (for gin configs)."""
-    return world_model.predict_batch_fn
-
-
-@gin.configurable(module="tdmpc")
-def create_tdmpc_propose_fn(world_model: TDMPC) -> ProposeFn:
-    """``world_model.propose_fn`` (for gin configs)."""
-    return world_model.propose_fn
-
-
-@gin.configurable(module="tdmpc")
-def create_tdmpc_train_fn(world_model: TDMPC) -> TrainFn:
-    """``world_model.train_fn`` (for gin configs)."""
-    return world_model.train_fn
