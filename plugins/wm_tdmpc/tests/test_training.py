@@ -73,3 +73,16 @@ def test_chunks_of_the_wrong_length_are_refused(task, tiny_model, tmp_path):
     trainer = Trainer(tiny_model(task), str(tmp_path))
     with pytest.raises(ValueError, match="frame_stack \\+ horizon = 5 rows; this batch has 7"):
         trainer.train_step(batches(task, 1, 7)[0])
+
+
+def test_a_new_model_pretrains_on_its_first_batches(task, tiny_model, tmp_path):
+    trainer = Trainer(tiny_model(task), str(tmp_path), pretrain_steps=3)
+    data = iter(batches(task, 4, 5))
+    before = [v.numpy() for v in trainer.model.trainable_variables]
+    trainer.before_first_step(data)
+    assert trainer.step == 3
+    assert len(list(data)) == 1  # three batches taken
+    assert any(not np.array_equal(old, new.numpy())
+               for old, new in zip(before, trainer.model.trainable_variables))
+    with pytest.raises(ValueError, match="pretrain_steps must be an integer >= 0"):
+        Trainer(tiny_model(task), str(tmp_path / "other"), pretrain_steps=-1)

@@ -29,6 +29,10 @@ published code):
    ``t = 0`` (at least 1); Adam (``eps 1e-5``), clipped to norm 20;
 6. the target Q-functions move ``tau`` towards the online ones (Polyak).
 
+Before its first regular update a new model takes ``pretrain_steps`` updates
+on the data it has then (TD-MPC2 takes as many as there are seed steps), so
+the first planned episode already plans with a trained model.
+
 Everything that affects the next update is checkpointed: the model (with its
 targets), the three optimisers, the value scale, the step and the position of
 the training noise stream, so a resumed run continues exactly.
@@ -41,6 +45,7 @@ from typing import Iterator
 import tensorflow as tf
 import tf_keras
 
+from wm_core.api.checks import check_int_at_least
 from wm_core.loops.training import Batch
 from wm_tdmpc.networks import TDMPCModel, generator, random_shift
 from wm_tf.checkpoints import TrainingCheckpoints
@@ -93,6 +98,8 @@ class Trainer:
     :param tau: Polyak rate of the target Q-functions and the value scale (0.01).
     :param consistency_coef, reward_coef, value_coef: the model loss's weights (20, 0.1, 0.1).
     :param entropy_coef: the policy's entropy bonus (1e-4).
+    :param pretrain_steps: updates taken before the first regular one, on the
+        first data trained on (0: none).
     :param checkpoints_to_keep: how many checkpoints stay on disk.
     """
 
@@ -112,8 +119,10 @@ class Trainer:
         reward_coef: float = 0.1,
         value_coef: float = 0.1,
         entropy_coef: float = 1e-4,
+        pretrain_steps: int = 0,
         checkpoints_to_keep: int = 3,
     ):
+        check_int_at_least("pretrain_steps", pretrain_steps, 0)
         if not 0.0 < tau <= 1.0 or not 0.0 < rho <= 1.0:
             raise ValueError(f"tau and rho must be in (0, 1]; got tau={tau}, rho={rho}")
         self.model = model
@@ -123,6 +132,7 @@ class Trainer:
         self.clip_norm, self.rho, self.tau = float(clip_norm), float(rho), float(tau)
         self.coefs = (float(consistency_coef), float(reward_coef), float(value_coef))
         self.entropy_coef = float(entropy_coef)
+        self.pretrain_steps = int(pretrain_steps)
         self.encoder_optimizer = tf_keras.optimizers.Adam(learning_rate * encoder_learning_scale)
         self.model_optimizer = tf_keras.optimizers.Adam(learning_rate)
         self.policy_optimizer = tf_keras.optimizers.Adam(learning_rate, epsilon=1e-5)
@@ -163,7 +173,9 @@ class Trainer:
         return {key: float(value) for key, value in self._compiled_step(arrays).items()}
 
     def before_first_step(self, batches: Iterator[Batch]) -> None:
-        """Nothing to prepare: the two-hot heads need no statistics of the data."""
+        """Pretrain: ``pretrain_steps`` updates on ``batches`` (see module docs)."""
+        for _ in range(self.pretrain_steps):
+            self.train_step(next(batches))
 
     def save(self) -> str:
         """Write a checkpoint at the current step (refuses non-finite weights)."""
