@@ -58,7 +58,7 @@ def test_the_target_q_functions_move_tau_towards_the_online_ones(task, tiny_mode
     for old, new, target in zip(before, online, model.target_q_variables):
         np.testing.assert_allclose(target.numpy(), old + 0.25 * (new - old), rtol=1e-5, atol=1e-7)
     assert set(metrics) == {"loss", "consistency_loss", "reward_loss", "value_loss", "policy_loss",
-                            "grad_norm", "policy_grad_norm", "value_scale"}
+                            "grad_norm", "policy_grad_norm", "value_scale", "latent_spread"}
     assert all(np.isfinite(value) for value in metrics.values())
 
 
@@ -86,3 +86,11 @@ def test_a_new_model_pretrains_on_its_first_batches(task, tiny_model, tmp_path):
                for old, new in zip(before, trainer.model.trainable_variables))
     with pytest.raises(ValueError, match="pretrain_steps must be an integer >= 0"):
         Trainer(tiny_model(task), str(tmp_path / "other"), pretrain_steps=-1)
+
+
+def test_latent_spread_is_zero_for_identical_frames_only(task, tiny_model, tmp_path):
+    trainer = Trainer(tiny_model(task), str(tmp_path))
+    varied = batches(task, 1, 5)[0]
+    uniform = {**varied, "image": np.full_like(varied["image"], 77)}  # every shift looks the same
+    assert trainer.train_step(uniform)["latent_spread"] == 0.0
+    assert trainer.train_step(varied)["latent_spread"] > 1e-4

@@ -161,8 +161,11 @@ class Trainer:
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One update on ``batch`` (see module docs); returns the pre-update
         ``loss``, ``consistency_loss``, ``reward_loss``, ``value_loss``,
-        ``policy_loss``, ``grad_norm``, ``policy_grad_norm`` (before clipping)
-        and ``value_scale`` as floats."""
+        ``policy_loss``, ``grad_norm``, ``policy_grad_norm`` (before clipping),
+        ``value_scale`` and ``latent_spread`` (the encodings' standard deviation
+        over the batch, averaged over the latent's entries: near 0, the encoder
+        has collapsed to a constant and the model has stopped seeing the frames)
+        as floats."""
         length = batch["image"].shape[1]
         if length != self.chunk_length:
             raise ValueError(
@@ -249,6 +252,7 @@ class Trainer:
             "loss": loss, "consistency_loss": consistency, "reward_loss": reward_loss,
             "value_loss": value_loss, "policy_loss": policy_loss, "grad_norm": grad_norm,
             "policy_grad_norm": policy_grad_norm, "value_scale": self.value_scale.read_value(),
+            "latent_spread": tf.reduce_mean(tf.math.reduce_std(latents[0], 0)),
         }
 
     def _policy_update(self, latents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
