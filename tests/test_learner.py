@@ -238,3 +238,22 @@ def test_planet_trains_in_its_own_process_beside_collection(tmp_path, users_shel
 def latest_checkpoint_name(model_dir: str) -> str:
     with open(os.path.join(model_dir, "checkpoint")) as file:
         return file.readline().split('"')[1]
+
+
+def test_a_learner_that_recorded_an_error_may_report_it_before_the_run_stops_it(tmp_path):
+    # the run reads the error from the state file while the learner is still printing it:
+    # stopping the run must not SIGTERM the learner mid-report (seen in CI: its line was lost)
+    import subprocess
+    import sys
+
+    from wm_core.loops.train_eval import _stop_learner
+
+    learner._write_state(str(tmp_path), {"train_steps": 3, "error": "Boom: at step 5"})
+    reporting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    _stop_learner(reporting, str(tmp_path), grace_s=30.0)
+    assert reporting.returncode == 0  # exited by itself, not -SIGTERM
+
+    learner._write_state(str(tmp_path), {"train_steps": 3, "error": None})
+    working = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    _stop_learner(working, str(tmp_path), grace_s=30.0)
+    assert working.returncode == -15  # a healthy learner is stopped at once

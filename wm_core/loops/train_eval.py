@@ -204,10 +204,18 @@ def _finish_learner(process: Any, output_dir: str) -> None:
         )
 
 
-def _stop_learner(process: Any, grace_s: float = 30.0) -> None:
-    """End the learner now (SIGTERM, then SIGKILL after ``grace_s``)."""
+def _stop_learner(process: Any, output_dir: str, grace_s: float = 30.0) -> None:
+    """End the learner now (SIGTERM, then SIGKILL after ``grace_s``); one
+    that recorded an error is ending by itself and gets ``grace_s`` to report it."""
     import subprocess
 
+    from wm_core.loops import learner
+
+    if (learner.read_learner_state(output_dir) or {}).get("error"):
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
     if process.poll() is None:
         process.terminate()
         try:
@@ -376,7 +384,7 @@ def train_eval_loop(
                 learner = None
         finally:
             if learner is not None:
-                _stop_learner(learner)
+                _stop_learner(learner, output_dir)
             environments.close()
             hooks.run_end(output_dir=output_dir)
     last_evaluation = _saved_episodes(eval_dir)[-num_eval_episodes:]

@@ -106,3 +106,13 @@ def test_the_seed_fixes_the_initial_weights(task, tiny_model):
     for a, b, c in zip(first.variables, again.variables, other.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert any(not np.array_equal(a.numpy(), c.numpy()) for a, c in zip(first.variables, other.variables))
+
+
+def test_the_encoder_initializer_sets_the_scale_of_the_conv_kernels(task, tiny_model):
+    glorot, he = (tiny_model(task, encoder_initializer=name) for name in ("glorot_uniform", "he_normal"))
+    kernel = glorot.convs[1].kernel  # 5 x 5 x channels x channels
+    fan_in, fan_out = np.prod(kernel.shape[:3]), np.prod(kernel.shape[:2]) * kernel.shape[3]
+    np.testing.assert_allclose(kernel.numpy().std(), np.sqrt(2 / (fan_in + fan_out)), rtol=0.15)
+    np.testing.assert_allclose(he.convs[1].kernel.numpy().std(), np.sqrt(2 / fan_in), rtol=0.15)
+    with pytest.raises(ValueError, match="encoder_initializer must be one of"):
+        tiny_model(task, encoder_initializer="zeros")

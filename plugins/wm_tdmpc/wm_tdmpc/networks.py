@@ -123,6 +123,13 @@ class TwoHot:
         return -tf.reduce_sum(self.encode(x) * tf.nn.log_softmax(logits), -1)
 
 
+#: The encoder's kernel initialisers by name (``TDMPCModel.encoder_initializer``).
+INITIALIZERS = {
+    "glorot_uniform": tf_keras.initializers.GlorotUniform,
+    "he_normal": tf_keras.initializers.HeNormal,
+}
+
+
 def _glorot(seeds: Iterator[int]) -> tf_keras.initializers.Initializer:
     return tf_keras.initializers.GlorotUniform(seed=next(seeds))
 
@@ -180,6 +187,8 @@ class TDMPCModel(tf.Module):
     :param discount: the TD targets' discount (an objective bootstrapping with
         the predicted value should use the same).
     :param shift_pad: random-shift augmentation in training, in pixels (0: off).
+    :param encoder_initializer: the conv kernels' initial values, a name in
+        :data:`INITIALIZERS`.
     :param seed: seeds the variables' initial values (the same seed, the same
         weights) and the training noise.
     """
@@ -201,9 +210,14 @@ class TDMPCModel(tf.Module):
         horizon: int = 3,
         discount: float = 0.95,
         shift_pad: int = 4,
+        encoder_initializer: str = "glorot_uniform",
         seed: int = 0,
     ):
         super().__init__(name="tdmpc")
+        if encoder_initializer not in INITIALIZERS:
+            raise ValueError(
+                f"encoder_initializer must be one of {sorted(INITIALIZERS)}, got {encoder_initializer!r}"
+            )
         space = task.observation_space
         image = space.spaces.get("image") if isinstance(getattr(space, "spaces", None), dict) else None
         if image is None or len(image.shape) != 3:
@@ -252,7 +266,7 @@ class TDMPCModel(tf.Module):
         seeds = itertools.count(self.seed * 1_000)  # one per kernel: the initial weights
         self.convs = [
             tf_keras.layers.Conv2D(channels, kernel, stride, activation=activation,
-                                   kernel_initializer=_glorot(seeds))
+                                   kernel_initializer=INITIALIZERS[encoder_initializer](seed=next(seeds)))
             for kernel, stride, activation in ((7, 2, "relu"), (5, 2, "relu"), (3, 2, "relu"), (3, 1, None))
         ]
         self.dynamics = MLP(units, layers, latent, seeds, name="dynamics")
