@@ -48,9 +48,19 @@ def test_simnorm_is_a_softmax_per_group():
 
 
 def test_td_target_is_reward_plus_discounted_minimum_of_the_two_target_heads():
-    rewards = tf.constant([1.0, -0.5])
+    rewards = tf.constant([[1.0, -0.5]])  # [1 step, batch 2]
     heads = tf.constant([[2.0, 4.0], [3.0, 1.0]])  # [2 heads, batch 2]
     np.testing.assert_allclose(td_targets(rewards, 0.9, heads).numpy(), [1.0 + 0.9 * 2.0, -0.5 + 0.9 * 1.0])
+
+
+def test_an_n_step_td_target_sums_the_discounted_rewards_then_bootstraps():
+    rewards = tf.constant([[1.0, 0.0], [2.0, 1.0], [3.0, -1.0]])  # [3 steps, batch 2]
+    heads = tf.constant([[2.0, 4.0], [3.0, 1.0]])
+    np.testing.assert_allclose(
+        td_targets(rewards, 0.5, heads).numpy(),
+        [1.0 + 0.5 * 2.0 + 0.25 * 3.0 + 0.125 * 2.0, 0.0 + 0.5 * 1.0 - 0.25 * 1.0 + 0.125 * 1.0],
+        rtol=1e-6,
+    )
 
 
 def test_percentile_range_equals_numpys():

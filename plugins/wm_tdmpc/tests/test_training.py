@@ -71,8 +71,29 @@ def test_the_loss_falls_on_a_repeated_batch(task, tiny_model, tmp_path):
 
 def test_chunks_of_the_wrong_length_are_refused(task, tiny_model, tmp_path):
     trainer = Trainer(tiny_model(task), str(tmp_path))
-    with pytest.raises(ValueError, match="frame_stack \\+ horizon = 5 rows; this batch has 7"):
+    with pytest.raises(ValueError, match="frame_stack \\+ horizon \\+ td_steps - 1 = 5 rows; this batch has 7"):
         trainer.train_step(batches(task, 1, 7)[0])
+    assert Trainer(tiny_model(task), str(tmp_path / "n"), td_steps=3).chunk_length == 7
+
+
+def test_n_step_targets_reach_the_reward_beyond_the_horizon_through_the_value_loss_only(
+    task, tiny_model, tmp_path
+):
+    # td_steps=2 adds one row; its reward enters the last TD target (and nothing else).  The
+    # heads start at zero (uniform predictions, losses blind to targets): compare second steps.
+    batch = batches(task, 1, 6)[0]
+    changed = {**batch, "reward": batch["reward"].copy()}
+    changed["reward"][:, -1] += 5.0
+
+    def second_step(name, data):
+        trainer = Trainer(tiny_model(task), str(tmp_path / name), td_steps=2)
+        trainer.train_step(data)
+        return trainer.train_step(data)
+
+    first, second = second_step("first", batch), second_step("second", changed)
+    assert first["reward_loss"] == second["reward_loss"]
+    assert first["consistency_loss"] == second["consistency_loss"]
+    assert first["value_loss"] != second["value_loss"]
 
 
 def test_a_new_model_pretrains_on_its_first_batches(task, tiny_model, tmp_path):

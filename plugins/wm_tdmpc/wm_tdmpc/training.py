@@ -1,20 +1,24 @@
 """One TD-MPC2 update: the :class:`wm_core.loops.training.Trainer` that ``wm_tdmpc``'s ``train_fn`` runs.
 
-A batch is ``B`` chunks of ``L = frame_stack + horizon`` episode rows
-(``image uint8 [B, L, h, w, C]``, ``action float32 [B, L, A]``, ``reward
-float32 [B, L]``; rows as in :mod:`wm_core.api.contracts`).  With ``K =
-frame_stack`` and ``H = horizon``, observation ``t`` (``t = 0..H``) is the
-stack of frames ``t .. t + K - 1``, ``action_t = action[:, K + t]`` leads
-from observation ``t`` to ``t + 1`` and earns ``reward_t = reward[:, K + t]``.
+A batch is ``B`` chunks of ``L = frame_stack + horizon + td_steps - 1``
+episode rows (``image uint8 [B, L, h, w, C]``, ``action float32 [B, L, A]``,
+``reward float32 [B, L]``; rows as in :mod:`wm_core.api.contracts`).  With
+``K = frame_stack``, ``H = horizon`` and ``n = td_steps``, observation ``t``
+(``t = 0..H + n - 1``) is the stack of frames ``t .. t + K - 1``,
+``action_t = action[:, K + t]`` leads from observation ``t`` to ``t + 1``
+and earns ``reward_t = reward[:, K + t]``.
 
 One :meth:`Trainer.train_step` (Hansen et al. 2024, section 3 and the
 published code):
 
 1. every frame stack is randomly shifted (:func:`~wm_tdmpc.networks.random_shift`);
-   observations ``1..H`` are encoded without gradient: the targets ``z'_t``;
-2. TD targets ``y_t = reward_t + discount * min(Q'_i, Q'_j)(z'_t, a'_t)``,
-   ``a'_t`` sampled from the policy prior, ``i != j`` two random heads of the
-   target ensemble (:func:`td_targets`);
+   observations ``1..H + n - 1`` are encoded without gradient: the targets ``z'_t``;
+2. ``n``-step TD targets ``y_t = sum_k discount**k * reward_{t+k} + discount**n *
+   min(Q'_i, Q'_j)(z'_{t+n}, a')`` (``k < n``), ``a'`` sampled from the policy
+   prior, ``i != j`` two random heads of the target ensemble
+   (:func:`td_targets`).  TD-MPC2 publishes ``n = 1``; a larger ``n`` carries
+   rewards back ``n`` times faster per target update, at the cost of
+   bootstrapping through the replayed (older) actions, as DrQ-v2 does with 3;
 3. from ``z_0 = encode(observation 0)`` the dynamics roll ``H`` steps; the
    model loss is ``20 * consistency + 0.1 * reward + 0.1 * value``, each a
    ``rho**t``-weighted mean over the horizon: the latent's squared error to
@@ -57,9 +61,13 @@ TRAINING_STREAM = 0
 
 
 def td_targets(rewards: tf.Tensor, discount: float, target_values: tf.Tensor) -> tf.Tensor:
-    """``reward + discount * min over heads``: ``rewards [...]``,
-    ``target_values [heads, ...]`` (the chosen target heads' values)."""
-    return rewards + discount * tf.reduce_min(target_values, 0)
+    """``sum_k discount**k * rewards[k] + discount**n * min over heads``:
+    ``rewards [n, ...]`` the ``n`` rewards from the state valued, in order;
+    ``target_values [heads, ...]`` the chosen target heads' values of the
+    state ``n`` steps later."""
+    steps = rewards.shape[0]
+    weights = tf.reshape(discount ** tf.range(steps, dtype=rewards.dtype), [steps] + [1] * (rewards.shape.rank - 1))
+    return tf.reduce_sum(weights * rewards, 0) + discount**steps * tf.reduce_min(target_values, 0)
 
 
 def percentile_range(values: tf.Tensor, low: float = 5.0, high: float = 95.0) -> tf.Tensor:
@@ -98,6 +106,7 @@ class Trainer:
     :param tau: Polyak rate of the target Q-functions and the value scale (0.01).
     :param consistency_coef, reward_coef, value_coef: the model loss's weights (20, 0.1, 0.1).
     :param entropy_coef: the policy's entropy bonus (1e-4).
+    :param td_steps: the rewards summed before the TD targets bootstrap (1, as published).
     :param pretrain_steps: updates taken before the first regular one, on the
         first data trained on (0: none).
     :param checkpoints_to_keep: how many checkpoints stay on disk.
@@ -119,16 +128,19 @@ class Trainer:
         reward_coef: float = 0.1,
         value_coef: float = 0.1,
         entropy_coef: float = 1e-4,
+        td_steps: int = 1,
         pretrain_steps: int = 0,
         checkpoints_to_keep: int = 3,
     ):
         check_int_at_least("pretrain_steps", pretrain_steps, 0)
+        check_int_at_least("td_steps", td_steps, 1)
         if not 0.0 < tau <= 1.0 or not 0.0 < rho <= 1.0:
             raise ValueError(f"tau and rho must be in (0, 1]; got tau={tau}, rho={rho}")
         self.model = model
         self.frame_size = tuple(model.frame_size)
         self.action_dim = model.action_dim
-        self.chunk_length = model.frame_stack + model.horizon
+        self.td_steps = int(td_steps)
+        self.chunk_length = model.frame_stack + model.horizon + self.td_steps - 1
         self.clip_norm, self.rho, self.tau = float(clip_norm), float(rho), float(tau)
         self.coefs = (float(consistency_coef), float(reward_coef), float(value_coef))
         self.entropy_coef = float(entropy_coef)
@@ -169,7 +181,7 @@ class Trainer:
         length = batch["image"].shape[1]
         if length != self.chunk_length:
             raise ValueError(
-                f"TD-MPC trains on chunks of frame_stack + horizon = {self.chunk_length} rows; "
+                f"TD-MPC trains on chunks of frame_stack + horizon + td_steps - 1 = {self.chunk_length} rows; "
                 f"this batch has {length}"
             )
         arrays = {key: tf.constant(batch[key]) for key in ("image", "action", "reward")}
@@ -191,34 +203,38 @@ class Trainer:
     # -- the update ----------------------------------------------------------------
 
     def _observations(self, images: tf.Tensor) -> tf.Tensor:
-        """``[B, L, h, w, C]`` -> shifted frame stacks ``[B, H + 1, h, w, K * C]``."""
+        """``[B, L, h, w, C]`` -> shifted frame stacks ``[B, H + n, h, w, K * C]``."""
         model = self.model
         count, height, width, colors = tf.shape(images)[0], *self.frame_size
+        observations = model.horizon + self.td_steps
         stacks = tf.stack(
             [tf.concat(tf.unstack(images[:, t : t + model.frame_stack], axis=1), -1)
-             for t in range(model.horizon + 1)],
+             for t in range(observations)],
             axis=1,
         )
         flat = tf.reshape(stacks, [-1, height, width, colors * model.frame_stack])
         shifted = random_shift(flat, model.shift_pad, self.noise)
-        return tf.reshape(shifted, [count, model.horizon + 1, height, width, colors * model.frame_stack])
+        return tf.reshape(shifted, [count, observations, height, width, colors * model.frame_stack])
 
     def _step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        model, horizon, stack = self.model, self.model.horizon, self.model.frame_stack
+        model, horizon, stack, steps = self.model, self.model.horizon, self.model.frame_stack, self.td_steps
         observations = self._observations(batch["image"])
-        actions = tf.unstack(batch["action"][:, stack:], axis=1)  # H x [B, A]
-        rewards = tf.unstack(batch["reward"][:, stack:], axis=1)  # H x [B]
+        actions = tf.unstack(batch["action"][:, stack:], axis=1)  # (H + n - 1) x [B, A]
+        rewards = batch["reward"][:, stack:]  # [B, H + n - 1]
         count = tf.shape(observations)[0]
         targets_flat = tf.stop_gradient(model.encode(tf.reshape(
             observations[:, 1:], [-1, *observations.shape[2:]])))
-        next_latents = tf.unstack(tf.reshape(targets_flat, [count, horizon, -1]), axis=1)
+        next_latents = tf.unstack(tf.reshape(targets_flat, [count, horizon + steps - 1, -1]), axis=1)
         heads = _two_heads(self.noise, model.num_q)
         td = []
-        for latent, reward in zip(next_latents, rewards):
+        for t in range(horizon):
+            latent = next_latents[t + steps - 1]  # observation t + n
             next_action, _ = model.policy_action(latent, self.noise.normal([count, self.action_dim]))
             target_logits = tf.gather(model.q_logits(latent, next_action, target=True), heads)
             target_values = model.two_hot.decode(target_logits)
-            td.append(tf.stop_gradient(td_targets(reward, model.discount, target_values)))
+            returns = tf.transpose(rewards[:, t : t + steps])  # [n, B]
+            td.append(tf.stop_gradient(td_targets(returns, model.discount, target_values)))
+        rewards = tf.unstack(rewards, axis=1)
         weights = [self.rho**t for t in range(horizon)]
 
         with tf.GradientTape() as tape:
