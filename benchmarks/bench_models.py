@@ -8,7 +8,7 @@ so each has its config's network sizes, batch and planner search:
 
 * **update**: the model's ``Trainer.train_step`` on an in-memory random batch
   of the config's size (PlaNet: ``batch`` chunks of ``duration`` rows;
-  TD-MPC: ``batch`` chunks of ``frame_stack + horizon`` rows); no data
+  TD-MPC: ``batch`` chunks of its ``chunk_length`` rows); no data
   loading, no checkpoint;
 * **decision**: the eval planner's call on one frame (observe, then plan;
   PlaNet's CEM also decodes the chosen plan's frames, as in its eval

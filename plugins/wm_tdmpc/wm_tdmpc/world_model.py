@@ -59,7 +59,7 @@ class TDMPC(WorldModelBase):
         observe (restores the newest); ``None``: a new temporary directory.
     :param model: the networks; default ``TDMPCModel(task)`` (gin-configurable).
     :param train_steps: updates per ``train_fn`` call.
-    :param batch: chunks per update (of ``frame_stack + horizon`` rows).
+    :param batch: chunks per update (of ``frame_stack + horizon + td_steps - 1`` rows).
     :param seed: seeds the order chunks are drawn in.
     :param trainer_settings: keyword arguments of :class:`wm_tdmpc.training.Trainer`
         (learning rate, rho, tau, ... as published by default).
