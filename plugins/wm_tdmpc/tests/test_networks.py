@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from wm_tdmpc.networks import TwoHot, random_shift, simnorm, symexp, symlog
-from wm_tdmpc.training import percentile_range, td_targets
+from wm_tdmpc.training import n_step_td_targets, percentile_range, td_targets
 
 
 def test_symlog_and_symexp_by_hand():
@@ -48,7 +48,7 @@ def test_simnorm_is_a_softmax_per_group():
 
 
 def test_td_target_is_reward_plus_discounted_minimum_of_the_two_target_heads():
-    rewards = tf.constant([[1.0, -0.5]])  # [1 step, batch 2]
+    rewards = tf.constant([1.0, -0.5])
     heads = tf.constant([[2.0, 4.0], [3.0, 1.0]])  # [2 heads, batch 2]
     np.testing.assert_allclose(td_targets(rewards, 0.9, heads).numpy(), [1.0 + 0.9 * 2.0, -0.5 + 0.9 * 1.0])
 
@@ -57,7 +57,7 @@ def test_an_n_step_td_target_sums_the_discounted_rewards_then_bootstraps():
     rewards = tf.constant([[1.0, 0.0], [2.0, 1.0], [3.0, -1.0]])  # [3 steps, batch 2]
     heads = tf.constant([[2.0, 4.0], [3.0, 1.0]])
     np.testing.assert_allclose(
-        td_targets(rewards, 0.5, heads).numpy(),
+        n_step_td_targets(rewards, 0.5, heads).numpy(),
         [1.0 + 0.5 * 2.0 + 0.25 * 3.0 + 0.125 * 2.0, 0.0 + 0.5 * 1.0 - 0.25 * 1.0 + 0.125 * 1.0],
         rtol=1e-6,
     )

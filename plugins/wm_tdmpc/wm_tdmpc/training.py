@@ -16,7 +16,7 @@ published code):
 2. ``n``-step TD targets ``y_t = sum_k discount**k * reward_{t+k} + discount**n *
    min(Q'_i, Q'_j)(z'_{t+n}, a')`` (``k < n``), ``a'`` sampled from the policy
    prior, ``i != j`` two random heads of the target ensemble
-   (:func:`td_targets`).  TD-MPC2 publishes ``n = 1``; a larger ``n`` carries
+   (:func:`n_step_td_targets`).  TD-MPC2 publishes ``n = 1``; a larger ``n`` carries
    rewards back ``n`` times faster per target update, at the cost of
    bootstrapping through the replayed (older) actions, as DrQ-v2 does with 3;
 3. from ``z_0 = encode(observation 0)`` the dynamics roll ``H`` steps; the
@@ -54,13 +54,19 @@ from wm_core.loops.training import Batch
 from wm_tdmpc.networks import TDMPCModel, generator, random_shift
 from wm_tf.checkpoints import TrainingCheckpoints
 
-__all__ = ["Trainer", "td_targets", "percentile_range", "TRAINING_STREAM"]
+__all__ = ["Trainer", "td_targets", "n_step_td_targets", "percentile_range", "TRAINING_STREAM"]
 
 #: The :func:`~wm_tdmpc.networks.generator` stream of the training noise.
 TRAINING_STREAM = 0
 
 
 def td_targets(rewards: tf.Tensor, discount: float, target_values: tf.Tensor) -> tf.Tensor:
+    """``reward + discount * min over heads``: ``rewards [...]``,
+    ``target_values [heads, ...]`` (the chosen target heads' values)."""
+    return n_step_td_targets(rewards[None], discount, target_values)
+
+
+def n_step_td_targets(rewards: tf.Tensor, discount: float, target_values: tf.Tensor) -> tf.Tensor:
     """``sum_k discount**k * rewards[k] + discount**n * min over heads``:
     ``rewards [n, ...]`` the ``n`` rewards from the state valued, in order;
     ``target_values [heads, ...]`` the chosen target heads' values of the
@@ -233,7 +239,7 @@ class Trainer:
             target_logits = tf.gather(model.q_logits(latent, next_action, target=True), heads)
             target_values = model.two_hot.decode(target_logits)
             returns = tf.transpose(rewards[:, t : t + steps])  # [n, B]
-            td.append(tf.stop_gradient(td_targets(returns, model.discount, target_values)))
+            td.append(tf.stop_gradient(n_step_td_targets(returns, model.discount, target_values)))
         rewards = tf.unstack(rewards, axis=1)
         weights = [self.rho**t for t in range(horizon)]
 
