@@ -115,3 +115,38 @@ def test_latent_spread_is_zero_for_identical_frames_only(task, tiny_model, tmp_p
     uniform = {**varied, "image": np.full_like(varied["image"], 77)}  # every shift looks the same
     assert trainer.train_step(uniform)["latent_spread"] == 0.0
     assert trainer.train_step(varied)["latent_spread"] > 1e-4
+
+
+@pytest.mark.parametrize("td_steps", [1, 2])
+def test_the_consistency_and_reward_losses_equal_the_published_formulas(task, tiny_model, tmp_path, td_steps):
+    # Written out one chunk and one step at a time (Hansen et al. 2024, eq. 3): observation t
+    # is frames t .. t + K - 1, action t and reward t are rows K + t; the latent rolled t + 1
+    # steps is compared with the encoding of observation t + 1, whatever td_steps adds.
+    model = tiny_model(task, shift_pad=0)  # no augmentation: nothing random in these two losses
+    trainer = Trainer(model, str(tmp_path), td_steps=td_steps)
+    stack, horizon, rho = model.frame_stack, model.horizon, trainer.rho
+    batch = batches(task, 1, trainer.chunk_length)[0]
+    rng = np.random.default_rng(1)
+    for variable in model.reward_head.output.trainable_variables:  # at zero it scores every target the same
+        variable.assign(rng.normal(size=variable.shape).astype(np.float32))
+
+    def observation(chunk: int, t: int) -> np.ndarray:
+        return np.concatenate(list(batch["image"][chunk, t : t + stack]), -1)[None]
+
+    consistency, reward = [], []
+    for chunk in range(len(batch["image"])):
+        latent = model.encode(observation(chunk, 0))
+        chunk_consistency = chunk_reward = 0.0
+        for t in range(horizon):
+            action = batch["action"][chunk, stack + t][None]
+            logits = model.reward(latent, action)
+            chunk_reward += rho**t * float(model.two_hot.cross_entropy(logits, batch["reward"][chunk, stack + t][None])[0])
+            latent = model.next(latent, action)
+            target = model.encode(observation(chunk, t + 1))
+            chunk_consistency += rho**t * float(np.mean(np.square(latent - target)))
+        consistency.append(chunk_consistency / horizon)
+        reward.append(chunk_reward / horizon)
+
+    losses = trainer.train_step(batch)
+    assert losses["consistency_loss"] == pytest.approx(np.mean(consistency), rel=1e-4)
+    assert losses["reward_loss"] == pytest.approx(np.mean(reward), rel=1e-4)
