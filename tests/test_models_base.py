@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from wm_core.api.contracts import ContractError
-from wm_core.models.base import ArraySpec, CheckpointPoller, WorldModelBase, check_state
+from wm_core.models.base import ArraySpec, CheckpointPoller, WorldModelBase, check_state, temporary_model_dir
 from wm_core.tasks.toy import PointTask
 from wm_core.testing import check_world_model
 
@@ -109,3 +112,22 @@ def test_check_state_allows_any_size_where_the_spec_says_none():
     assert check_state({"image": np.zeros((5, 2), np.uint8)}, spec)["image"].shape == (5, 2)
     with pytest.raises(ContractError, match=r"expected uint8 \[\?, 2\]"):
         check_state({"image": np.zeros((5, 3), np.uint8)}, spec)
+
+
+def test_a_temporary_model_dir_goes_with_its_owner():
+    owner = Counter()
+    path = temporary_model_dir(owner, "wm-test-")
+    open(os.path.join(path, "checkpoint"), "w").close()
+    assert os.path.basename(path).startswith("wm-test-") and os.listdir(path) == ["checkpoint"]
+    del owner
+    gc.collect()
+    assert not os.path.exists(path)
+
+
+def test_a_temporary_model_dir_goes_when_the_interpreter_exits():
+    script = ("from wm_core.models.base import temporary_model_dir\n"
+              "class Owner: pass\n"
+              "owner = Owner()\n"
+              "print(temporary_model_dir(owner, 'wm-test-'))\n")
+    path = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert os.path.basename(path).startswith("wm-test-") and not os.path.exists(path)

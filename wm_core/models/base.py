@@ -28,6 +28,9 @@ checkpoint directory, or ``None``) in its constructor.  Nothing here imports
 TensorFlow: a TensorFlow plugin restores its checkpoints itself in
 :meth:`~WorldModelBase.restore_checkpoint`.
 
+A model given no checkpoint directory makes one with
+:func:`temporary_model_dir`, removed with the model.
+
 The state is a ``dict`` of NumPy arrays, owned by the caller and never
 mutated; :class:`ArraySpec` declares each entry's shape and dtype.
 """
@@ -35,6 +38,9 @@ mutated; :class:`ArraySpec` declares each entry's shape and dtype.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -43,7 +49,15 @@ import numpy as np
 from wm_core.api.checks import check_future_actions, check_observe_args
 from wm_core.api.contracts import ContractError, Predictions, State, WorldModel, batched
 
-__all__ = ["ArraySpec", "StateSpec", "CheckpointPoller", "WorldModelBase", "check_state"]
+__all__ = ["ArraySpec", "StateSpec", "CheckpointPoller", "WorldModelBase", "check_state", "temporary_model_dir"]
+
+
+def temporary_model_dir(owner: object, prefix: str) -> str:
+    """A new empty directory for ``owner``'s checkpoints, removed with everything in it
+    when ``owner`` is garbage-collected or the interpreter exits, whichever comes first."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    weakref.finalize(owner, shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ one device; the model's variables live under the strategy given to
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any, Sequence
 
 import gin
@@ -29,7 +28,7 @@ import tensorflow as tf
 from wm_core.api.contracts import Predictions, State
 from wm_core.deprecation import renamed_parameters
 from wm_core.loops.training import TrainLoop
-from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase
+from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase, temporary_model_dir
 from wm_planet.model import RecurrentStateSpaceModel
 from wm_planet.noise import generator
 from wm_planet.training import Trainer
@@ -123,7 +122,7 @@ class PlaNet(WorldModelBase):
     :param task: the wm task (its action space sizes the model).
     :param model_dir: checkpoint directory, shared by training (writes) and
         observe (restores the newest); ``None``: a new temporary directory,
-        made by the first ``train_fn`` call.
+        made by the first ``train_fn`` call and removed with the model.
     :param model: the network; default ``RecurrentStateSpaceModel(task=task)``
         at the published sizes.
     :param strategy: the ``tf.distribute`` strategy for all four functions.
@@ -228,6 +227,6 @@ class PlaNet(WorldModelBase):
     def train(self, data_path: str) -> None:
         """Train with :func:`train_loop` (built on the first call) on the episodes under ``data_path``."""
         if self._train_loop is None:
-            self.model_dir = self.model_dir or tempfile.mkdtemp(prefix="wm-planet-")
+            self.model_dir = self.model_dir or temporary_model_dir(self, "wm-planet-")
             self._train_loop = train_loop(self.model, self.model_dir, self.build().strategy, **self.train_settings)
         self._train_loop(data_path)

@@ -31,7 +31,6 @@ zero actions and rewards ("nothing moved").
 from __future__ import annotations
 
 import functools
-import tempfile
 from typing import Any
 
 import gin
@@ -41,7 +40,7 @@ import tensorflow as tf
 from wm_core.api import spaces
 from wm_core.api.contracts import Predictions, State, TrainFn
 from wm_core.loops.training import TrainLoop
-from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase
+from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase, temporary_model_dir
 from wm_sv2p.model import FramePredictor, to_uint8, to_unit_float
 from wm_sv2p.training import Trainer
 from wm_tf.checkpoints import restore_newest
@@ -67,7 +66,7 @@ class SV2P(WorldModelBase):
     :param frame_size: ``(H, W, C)`` of the ``uint8`` frames.
     :param model_dir: checkpoints are read from and written to here; the
         newest one is loaded on construction and whenever ``observe_fn``
-        finds a newer one (``None``: a new temporary directory).
+        finds a newer one (``None``: a new temporary directory, removed with the model).
     :param num_masks: number of CDNA transformations.
     :param latent_channels: channels of the latent map ``[H/8, W/8, L]``.
     :param base_channels: width of the first conv-LSTM (32: published size).
@@ -101,7 +100,7 @@ class SV2P(WorldModelBase):
         if len(self.frame_size) != 3:
             raise ValueError(f"frame_size must be (H, W, C), got {frame_size!r}")
         self.frame_shape = self.frame_size
-        self.model_dir = str(model_dir or tempfile.mkdtemp(prefix="wm-sv2p-"))
+        self.model_dir = str(model_dir or temporary_model_dir(self, "wm-sv2p-"))
         self.strategy = strategy or tf.distribute.get_strategy()
         self._distributed = tf.distribute.has_strategy() or strategy is not None
         with self.strategy.scope():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -116,3 +119,15 @@ def test_the_encoder_initializer_sets_the_scale_of_the_conv_kernels(task, tiny_m
     np.testing.assert_allclose(he.convs[1].kernel.numpy().std(), np.sqrt(2 / fan_in), rtol=0.15)
     with pytest.raises(ValueError, match="encoder_initializer must be one of"):
         tiny_model(task, encoder_initializer="zeros")
+
+
+def test_a_model_given_no_model_dir_removes_its_temporary_one(task, tiny_model):
+    world_model = TDMPC(task, None, tiny_model(task), train_steps=1, batch=2)
+    state = world_model.observe_fn(np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 1), np.float32),
+                                   np.zeros(1, np.float32), world_model.reset_fn())
+    world_model.predict_fn(np.zeros((2, 3, 1), np.float32), state)  # builds its tf.functions
+    path = world_model.model_dir
+    assert os.path.isdir(path)
+    del world_model
+    gc.collect()
+    assert not os.path.exists(path)

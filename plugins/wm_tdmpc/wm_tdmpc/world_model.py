@@ -30,7 +30,6 @@ and the rest of :mod:`wm_core.api.configurables`.
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any, Sequence
 
 import gin
@@ -39,7 +38,7 @@ import tensorflow as tf
 
 from wm_core.api.contracts import Predictions, ProposeFn, State
 from wm_core.loops.training import TrainLoop
-from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase, check_state
+from wm_core.models.base import ArraySpec, StateSpec, WorldModelBase, check_state, temporary_model_dir
 from wm_tdmpc.networks import TDMPCModel
 from wm_tdmpc.training import Trainer
 from wm_tf.checkpoints import restore_newest
@@ -56,7 +55,7 @@ class TDMPC(WorldModelBase):
 
     :param task: a wm task with frames and a ``Box`` action space.
     :param model_dir: checkpoint directory, shared by training (writes) and
-        observe (restores the newest); ``None``: a new temporary directory.
+        observe (restores the newest); ``None``: a new temporary directory, removed with the model.
     :param model: the networks; default ``TDMPCModel(task)`` (gin-configurable).
     :param train_steps: updates per ``train_fn`` call.
     :param batch: chunks per update (of ``frame_stack + horizon + td_steps - 1`` rows).
@@ -76,7 +75,7 @@ class TDMPC(WorldModelBase):
         **trainer_settings: Any,
     ):
         self.model = model or TDMPCModel(task)
-        self.model_dir = model_dir or tempfile.mkdtemp(prefix="wm-tdmpc-")
+        self.model_dir = model_dir or temporary_model_dir(self, "wm-tdmpc-")
         self.action_dim = self.model.action_dim
         self.frame_shape = tuple(self.model.frame_size)
         self.horizon = self.model.horizon
