@@ -147,6 +147,16 @@ def test_a_bad_run_seed_is_a_clear_error(tmp_path, flag, binding):
     assert "wm-run: error: the run seed" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("binding", ["wm.train_eval_loop.num_eval_episodes = 0",
+                                     "wm.train_eval_loop.async_training = True"])
+def test_a_bad_loop_setting_is_a_one_line_error(tmp_path, binding):
+    config = str(ROOT / "configs/tests/random_toy.gin")
+    result = wm_run("--gin_file", config, "--output_dir", str(tmp_path), "--gin_param", binding)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("wm-run: error: wm.train_eval_loop: ") and len(result.stderr.splitlines()) == 1
+
+
 def test_plugins_command_lists_entry_points_from_metadata_without_importing_them():
     result = wm_run("plugins")
     assert result.returncode == 0, result.stderr

@@ -72,6 +72,13 @@ _USER_ERRORS = (config.PluginMissing, config.ConfigError, registry.PluginNotFoun
 _RUN_FAILURES = (DiskFullError, TrainingDivergedError, LearnerFailed)
 
 
+def _user_error(error: BaseException) -> str:
+    """A usage or config error's message, without the "In call to configurable ..."
+    lines gin appends (gin's own location lines for a bad binding stay)."""
+    return "\n".join(line for line in str(error).splitlines()
+                     if not line.lstrip().startswith("In call to configurable"))
+
+
 def _failure_line(error: BaseException) -> str:
     """One of :data:`_RUN_FAILURES` in one line (gin appends "In call to configurable ..." lines)."""
     line = str(error).splitlines()[0]
@@ -206,7 +213,7 @@ def _main_evaluate(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             0 if args.seed is None else args.seed, out=sys.stderr,
         )
     except (EvaluationError, *_USER_ERRORS) as error:
-        print(f"wm-run: error: {error}", file=sys.stderr)
+        print(f"wm-run: error: {_user_error(error)}", file=sys.stderr)
         return 2
     _print_quality(quality)
     summary_dir = os.path.join(os.path.abspath(args.run_dir), "summaries", "evaluation")
@@ -233,7 +240,7 @@ def _main_learn(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
         print(f"wm-run learn: error: {_failure_line(error)}", file=sys.stderr)
         return 1
     except (*_USER_ERRORS, ValueError) as error:
-        print(f"wm-run learn: error: {error}", file=sys.stderr)
+        print(f"wm-run learn: error: {_user_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -263,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run_experiment(args.gin_file, args.gin_param, args.output_dir, args.seed)
     except _USER_ERRORS as error:
-        print(f"wm-run: error: {error}", file=sys.stderr)
+        print(f"wm-run: error: {_user_error(error)}", file=sys.stderr)
         return 2
     except _RUN_FAILURES as error:
         print(f"wm-run: error: {_failure_line(error)}", file=sys.stderr)

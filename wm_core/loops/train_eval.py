@@ -47,7 +47,7 @@ from wm_core.api.hooks import Hooks, active_hooks, create_plugin_manager, use_ho
 from wm_core.data import npz
 from wm_core.data.atomic import write_text_atomically
 from wm_core.evaluation.planning_quality import evaluate_planner
-from wm_core.loops.config import configure, loop_setting, seed_global_generators
+from wm_core.loops.config import ConfigError, configure, loop_setting, seed_global_generators
 from wm_core.ownership import CHECKPOINTS, RUN, DirectoryLock, child_environment
 from wm_core.planning.planners import Random
 from wm_core.reporting.visualize import visualize  # the original library's train_eval.visualize
@@ -289,17 +289,20 @@ def train_eval_loop(
         of the seed episodes, and ``final_eval_score``: that of the last
         evaluation's episodes (``None`` where there are none).
     """
-    for name, value in (
-        ("num_train_episodes_per_iteration", num_train_episodes_per_iteration),
-        ("eval_every_n_iterations", eval_every_n_iterations),
-        ("num_eval_episodes", num_eval_episodes),
-    ):
-        check_int_at_least(name, value)
-    check_int_at_least("seed_episodes", seed_episodes, minimum=0)
-    num_envs = check_num_envs(num_envs)
+    try:  # a bad setting is the config's error: wm-run says so in one line
+        for name, value in (
+            ("num_train_episodes_per_iteration", num_train_episodes_per_iteration),
+            ("eval_every_n_iterations", eval_every_n_iterations),
+            ("num_eval_episodes", num_eval_episodes),
+        ):
+            check_int_at_least(name, value)
+        check_int_at_least("seed_episodes", seed_episodes, minimum=0)
+        num_envs = check_num_envs(num_envs)
+    except ValueError as error:
+        raise ConfigError(f"wm.train_eval_loop: {error}") from None
     if async_training and (train_fn is None or offline or not train_steps_per_env_step > 0):
-        raise ValueError(
-            "async_training needs a train_fn, collection (offline=False) and "
+        raise ConfigError(
+            "wm.train_eval_loop: async_training needs a train_fn, collection (offline=False) and "
             f"train_steps_per_env_step > 0, got {train_fn!r}, offline={offline}, "
             f"{train_steps_per_env_step!r}"
         )
