@@ -8,6 +8,7 @@ import os
 import gymnasium as gym
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from wm_core.api.contracts import ContractError
 from wm_core.planning.objectives import DiscountedReturnWithValue
@@ -119,6 +120,21 @@ def test_the_encoder_initializer_sets_the_scale_of_the_conv_kernels(task, tiny_m
     np.testing.assert_allclose(he.convs[1].kernel.numpy().std(), np.sqrt(2 / fan_in), rtol=0.15)
     with pytest.raises(ValueError, match="encoder_initializer must be one of"):
         tiny_model(task, encoder_initializer="zeros")
+
+
+def test_the_encoder_norm_standardises_each_encoding_before_simnorm(task, tiny_model):
+    from wm_tdmpc.networks import simnorm
+
+    model = tiny_model(task, encoder_norm=True)
+    stacks = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3 * model.frame_stack), dtype=np.uint8)
+    x = tf.cast(stacks, tf.float32) / 255.0 - 0.5
+    for conv in model.convs:
+        x = conv(x)
+    x = tf.reshape(x, [4, -1]).numpy()
+    standardised = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(model.encode(stacks), simnorm(standardised, model.simnorm_group), atol=1e-5)
+    assert model.encoder_norm.trainable_variables[0] is model.encoder_variables[-2]  # trained with the encoder
+    assert tiny_model(task).encoder_norm is None  # the published encoder has none
 
 
 def test_a_model_given_no_model_dir_removes_its_temporary_one(task, tiny_model):

@@ -189,6 +189,8 @@ class TDMPCModel(tf.Module):
     :param shift_pad: random-shift augmentation in training, in pixels (0: off).
     :param encoder_initializer: the conv kernels' initial values, a name in
         :data:`INITIALIZERS`.
+    :param encoder_norm: LayerNorm the convs' flattened output before SimNorm
+        (not in the published encoder; see ``configs/base/tdmpc_mppi_cpu.gin``).
     :param seed: seeds the variables' initial values (the same seed, the same
         weights) and the training noise.
     """
@@ -211,6 +213,7 @@ class TDMPCModel(tf.Module):
         discount: float = 0.95,
         shift_pad: int = 4,
         encoder_initializer: str = "glorot_uniform",
+        encoder_norm: bool = False,
         seed: int = 0,
     ):
         super().__init__(name="tdmpc")
@@ -269,6 +272,7 @@ class TDMPCModel(tf.Module):
                                    kernel_initializer=INITIALIZERS[encoder_initializer](seed=next(seeds)))
             for kernel, stride, activation in ((7, 2, "relu"), (5, 2, "relu"), (3, 2, "relu"), (3, 1, None))
         ]
+        self.encoder_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5) if encoder_norm else None
         self.dynamics = MLP(units, layers, latent, seeds, name="dynamics")
         self.reward_head = MLP(units, layers, bins, seeds, zero_output=True, name="reward")
         self.q_heads = [MLP(units, layers, bins, seeds, zero_output=True, name=f"q{i}") for i in range(num_q)]
@@ -293,7 +297,8 @@ class TDMPCModel(tf.Module):
 
     @property
     def encoder_variables(self) -> list[tf.Variable]:
-        return [v for conv in self.convs for v in conv.trainable_variables]
+        norm = self.encoder_norm.trainable_variables if self.encoder_norm is not None else []
+        return [v for conv in self.convs for v in conv.trainable_variables] + norm
 
     @property
     def q_variables(self) -> list[tf.Variable]:
@@ -320,7 +325,10 @@ class TDMPCModel(tf.Module):
         x = tf.cast(stacks, tf.float32) / 255.0 - 0.5
         for conv in self.convs:
             x = conv(x)
-        return simnorm(tf.reshape(x, [tf.shape(x)[0], self.latent_size]), self.simnorm_group)
+        x = tf.reshape(x, [tf.shape(x)[0], self.latent_size])
+        if self.encoder_norm is not None:
+            x = self.encoder_norm(x)
+        return simnorm(x, self.simnorm_group)
 
     def unit_actions(self, actions: tf.Tensor) -> tf.Tensor:
         """Task-bounded actions rescaled to ``[-1, 1]``."""
