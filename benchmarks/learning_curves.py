@@ -48,6 +48,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
 
 from processor import describe  # noqa: E402
+from wm_core.ownership import child_environment  # noqa: E402
 from wm_core.reporting.metrics_log import read_metrics  # noqa: E402
 from wm_tf.onednn import prefer_onednn  # noqa: E402
 
@@ -75,7 +76,8 @@ def wm_run(config: str, output_dir: str, seed: int, params: list[str]) -> None:
     for param in params:
         command += ["--gin_param", param]
     print(" ".join(command), flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+    # child_environment: the run ends with this script, however the script ends.
+    subprocess.run(command, check=True, env=child_environment({"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}))
 
 
 def model_rows(task: str, seed: int, output_dir: str, line: str) -> list[dict]:

@@ -354,3 +354,36 @@ def test_run_killed_alone_leaves_no_process_and_resumes_to_the_episodes_asked_fo
     # planet_tiny: 2 iterations of 1 train episode, an evaluation of 1 episode every 2
     assert _episode_seeds(output / "episodes" / "train") == [0, 1]
     assert _episode_seeds(output / "episodes" / "eval") == [EVAL_SEED_OFFSET]
+
+
+RUN_UNDER_A_PARENT = """
+import subprocess, sys
+from wm_core.ownership import child_environment
+run = subprocess.Popen(
+    [sys.executable, "-m", "wm_core.cli", "--gin_file", {config!r}, "--output_dir", {output!r},
+     "--gin_param", "wm.train_eval_loop.num_iterations = 100000"],
+    env=child_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+print(run.pid, flush=True)
+run.wait()
+"""
+
+
+def test_a_run_started_with_child_environment_ends_when_its_starter_is_sigkilled(tmp_path):
+    # How benchmarks/learning_curves.py starts its runs: a killed benchmark leaves no run behind.
+    config = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "tests", "random_toy.gin")
+    script = RUN_UNDER_A_PARENT.format(config=config, output=str(tmp_path / "run"))
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    run_pid = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "run" / "operative_config.gin").exists():  # the loop has started
+            assert is_running(run_pid) and time.monotonic() < deadline, "the run ended before the kill"
+            time.sleep(0.05)
+        os.kill(parent.pid, signal.SIGKILL)  # the starter alone, no cleanup
+        parent.wait()
+        assert ended_within(run_pid, GRACE_S), "the run outlived its SIGKILLed starter"
+    finally:
+        if is_running(run_pid):
+            os.kill(run_pid, signal.SIGKILL)
+        parent.stdout.close()

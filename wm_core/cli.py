@@ -267,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--gin_file and --output_dir are required to run an experiment")
     from wm_core.loops.train_eval import run_experiment
 
+    die_with_parent()  # started by a process that owns it (child_environment): end with it
     try:
         results = run_experiment(args.gin_file, args.gin_param, args.output_dir, args.seed)
     except _USER_ERRORS as error:
