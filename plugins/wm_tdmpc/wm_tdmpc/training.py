@@ -223,39 +223,41 @@ class Trainer:
         return tf.reshape(shifted, [count, observations, height, width, colors * model.frame_stack])
 
     def _step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        # Apart from the rolled dynamics, each network runs once on all horizon steps ([H, B, ...]).
         model, horizon, stack, steps = self.model, self.model.horizon, self.model.frame_stack, self.td_steps
         observations = self._observations(batch["image"])
-        actions = tf.transpose(batch["action"][:, stack : stack + horizon], [1, 0, 2])  # [H, B, A]
-        rewards = tf.transpose(batch["reward"][:, stack:])  # [H + n - 1, B]
+        actions = tf.unstack(batch["action"][:, stack:], axis=1)  # (H + n - 1) x [B, A]
+        rewards = batch["reward"][:, stack:]  # [B, H + n - 1]
         count = tf.shape(observations)[0]
         targets_flat = tf.stop_gradient(model.encode(tf.reshape(
             observations[:, 1:], [-1, *observations.shape[2:]])))
-        next_latents = tf.transpose(tf.reshape(targets_flat, [count, horizon + steps - 1, -1]), [1, 0, 2])
-        bootstrap = next_latents[steps - 1 :]  # observations n .. H + n - 1: [H, B, Z]
-        next_actions, _ = model.policy_action(bootstrap, self.noise.normal([horizon, count, self.action_dim]))
+        next_latents = tf.unstack(tf.reshape(targets_flat, [count, horizon + steps - 1, -1]), axis=1)
         heads = _two_heads(self.noise, model.num_q)
-        target_values = model.two_hot.decode(tf.gather(model.q_logits(bootstrap, next_actions, target=True), heads))
-        returns = tf.stack([rewards[t : t + steps] for t in range(horizon)], 1)  # [n, H, B]
-        td = tf.stop_gradient(n_step_td_targets(returns, model.discount, target_values))  # [H, B]
-        weights = tf.constant([self.rho**t for t in range(horizon)], tf.float32)
-
-        def weighted_mean(per_step: tf.Tensor) -> tf.Tensor:  # [..., H, B] -> the rho-weighted mean over H
-            return tf.reduce_sum(weights * tf.reduce_mean(per_step, [*range(per_step.shape.rank - 2), -1])) / horizon
+        td = []
+        for t in range(horizon):
+            latent = next_latents[t + steps - 1]  # observation t + n
+            next_action, _ = model.policy_action(latent, self.noise.normal([count, self.action_dim]))
+            target_logits = tf.gather(model.q_logits(latent, next_action, target=True), heads)
+            target_values = model.two_hot.decode(target_logits)
+            returns = tf.transpose(rewards[:, t : t + steps])  # [n, B]
+            td.append(tf.stop_gradient(n_step_td_targets(returns, model.discount, target_values)))
+        rewards = tf.unstack(rewards, axis=1)
+        weights = [self.rho**t for t in range(horizon)]
 
         with tf.GradientTape() as tape:
             latent = model.encode(observations[:, 0])
             latents = [latent]
+            consistency = reward_loss = value_loss = 0.0
             for t in range(horizon):
+                reward_loss += weights[t] * tf.reduce_mean(
+                    model.two_hot.cross_entropy(model.reward(latent, actions[t]), rewards[t]))
+                value_loss += weights[t] * tf.reduce_mean(
+                    model.two_hot.cross_entropy(model.q_logits(latent, actions[t]), td[t][None]))
                 latent = model.next(latent, actions[t])
+                consistency += weights[t] * tf.reduce_mean(
+                    tf.reduce_sum(tf.square(latent - next_latents[t]), -1) / model.latent_size)
                 latents.append(latent)
-            rolled = tf.stack(latents)  # [H + 1, B, Z]
-            consistency = weighted_mean(
-                tf.reduce_sum(tf.square(rolled[1:] - next_latents[:horizon]), -1) / model.latent_size)
-            reward_loss = weighted_mean(
-                model.two_hot.cross_entropy(model.reward(rolled[:-1], actions), rewards[:horizon]))
-            value_loss = weighted_mean(  # also the mean over the Q-functions
-                model.two_hot.cross_entropy(model.q_logits(rolled[:-1], actions), td[None]))
+            consistency, reward_loss = consistency / horizon, reward_loss / horizon
+            value_loss = value_loss / horizon  # the mean over heads is already taken
             consistency_coef, reward_coef, value_coef = self.coefs
             loss = consistency_coef * consistency + reward_coef * reward_loss + value_coef * value_loss
         variables = model.model_variables
@@ -264,7 +266,7 @@ class Trainer:
         self.encoder_optimizer.apply_gradients(zip(gradients[:split], variables[:split]))
         self.model_optimizer.apply_gradients(zip(gradients[split:], variables[split:]))
 
-        policy_loss, policy_grad_norm = self._policy_update(tf.stop_gradient(rolled))
+        policy_loss, policy_grad_norm = self._policy_update(tf.stop_gradient(tf.stack(latents)))
         for online, target in zip(model.q_variables, model.target_q_variables):
             target.assign(target + self.tau * (online - target))
         self.step_counter.assign_add(1)
