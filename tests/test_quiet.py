@@ -57,7 +57,9 @@ COMMANDS = {
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("verbose", [False, True])
-def test_every_command_is_quiet_unless_verbose(command, verbose, clean_process_state, capsys, tmp_path, monkeypatch):
+def test_every_command_is_quiet_unless_verbose(
+    command, verbose, clean_process_state, capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # where "run" makes its output directory before it fails
     with contextlib.suppress(SystemExit):
         cli.main(COMMANDS[command] + (["--verbose"] if verbose else []))
