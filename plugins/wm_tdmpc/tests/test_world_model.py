@@ -137,6 +137,23 @@ def test_the_encoder_norm_standardises_each_encoding_before_simnorm(task, tiny_m
     assert tiny_model(task).encoder_norm is None  # the published encoder has none
 
 
+def test_the_dynamics_layernorm_their_output_before_simnorm(task, tiny_model):
+    """As published (TD-MPC2's ``mlp(..., act=SimNorm)`` ends Linear, LayerNorm, SimNorm)."""
+    from wm_tdmpc.networks import simnorm
+
+    model = tiny_model(task)
+    rng = np.random.default_rng(0)
+    latents = model.encode(rng.integers(0, 256, (4, 64, 64, 3 * model.frame_stack), dtype=np.uint8))
+    actions = rng.uniform(-1.0, 1.0, (4, model.action_dim)).astype(np.float32)
+    x = tf.concat([latents, actions], -1)  # the point task's actions are already in [-1, 1]
+    for dense, norm in model.dynamics.hidden:
+        x = norm(dense(x))
+        x = x * tf.tanh(tf.nn.softplus(x))
+    x = model.dynamics.output(x).numpy()
+    standardised = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(model.next(latents, actions), simnorm(standardised, model.simnorm_group), atol=1e-5)
+
+
 def test_a_model_given_no_model_dir_removes_its_temporary_one(task, tiny_model):
     world_model = TDMPC(task, None, tiny_model(task), train_steps=1, batch=2)
     state = world_model.observe_fn(np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 1), np.float32),

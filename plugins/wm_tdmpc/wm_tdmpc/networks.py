@@ -136,11 +136,13 @@ def _glorot(seeds: Iterator[int]) -> tf_keras.initializers.Initializer:
 
 class MLP(tf.Module):
     """``layers`` hidden layers of ``units`` (Linear, LayerNorm, Mish), then a
-    linear layer of ``outputs`` (zero-initialised with ``zero_output``).
-    Each kernel's initial values are drawn with the next seed of ``seeds``."""
+    linear layer of ``outputs`` (zero-initialised with ``zero_output``;
+    followed by a LayerNorm with ``normed_output``, as TD-MPC2's dynamics
+    before their SimNorm).  Each kernel's initial values are drawn with the
+    next seed of ``seeds``."""
 
     def __init__(self, units: int, layers: int, outputs: int, seeds: Iterator[int],
-                 zero_output: bool = False, name: str | None = None):
+                 zero_output: bool = False, normed_output: bool = False, name: str | None = None):
         super().__init__(name=name)
         self.hidden = [
             (tf_keras.layers.Dense(units, kernel_initializer=_glorot(seeds)),
@@ -149,6 +151,7 @@ class MLP(tf.Module):
         ]
         initializer = "zeros" if zero_output else _glorot(seeds)
         self.output = tf_keras.layers.Dense(outputs, kernel_initializer=initializer)
+        self.output_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5) if normed_output else None
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """``[..., inputs]`` -> ``[..., outputs]`` (any number of leading dims)."""
@@ -158,6 +161,8 @@ class MLP(tf.Module):
             x = norm(dense(x))
             x = x * tf.tanh(tf.nn.softplus(x))  # Mish
         x = self.output(x)
+        if self.output_norm is not None:
+            x = self.output_norm(x)
         return tf.reshape(x, tf.concat([leading, [x.shape[-1]]], 0))
 
 
@@ -273,7 +278,7 @@ class TDMPCModel(tf.Module):
             for kernel, stride, activation in ((7, 2, "relu"), (5, 2, "relu"), (3, 2, "relu"), (3, 1, None))
         ]
         self.encoder_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5) if encoder_norm else None
-        self.dynamics = MLP(units, layers, latent, seeds, name="dynamics")
+        self.dynamics = MLP(units, layers, latent, seeds, normed_output=True, name="dynamics")
         self.reward_head = MLP(units, layers, bins, seeds, zero_output=True, name="reward")
         self.q_heads = [MLP(units, layers, bins, seeds, zero_output=True, name=f"q{i}") for i in range(num_q)]
         # The targets start as copies of the online heads (see _build).
