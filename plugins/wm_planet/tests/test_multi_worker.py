@@ -107,10 +107,20 @@ def _run_all(root, sizes: dict, point_episodes) -> dict:
     }
 
 
-def assert_close(single: list[np.ndarray], other: list[np.ndarray], tolerance: float) -> None:
+def assert_close(single: list[np.ndarray], other: list[np.ndarray], typical: float = 1e-5) -> None:
+    """Equal up to the all-reduce's rounding: 99 % of the weights within ``typical``, and
+    none more than one Adam step (the learning rate, 1e-3) apart.
+
+    Adam divides by sqrt(v) + eps, so on a weight whose gradient is near zero the rounding
+    becomes a visible share of a step: the largest difference depends on how the threads
+    split the sums (2.8e-7 on two free cores, 2e-5 pinned to one, 1.4e-4 with the suite's
+    other worker on the same core), while the 99th percentile stays small (<= 3.4e-6
+    pinned).  Training on other data, or resuming from the wrong weights or moments, moves
+    nearly every weight by whole Adam steps (~1e-3)."""
     assert len(single) == len(other)
-    worst = max(float(np.max(np.abs(a - b))) for a, b in zip(single, other))
-    assert worst < tolerance, worst
+    differences = np.concatenate([np.abs(a - b).ravel() for a, b in zip(single, other)])
+    assert np.quantile(differences, 0.99) < typical, np.quantile(differences, [0.5, 0.99, 1.0])
+    assert differences.max() <= 1e-3, differences.max()
 
 
 @pytest.mark.slow
@@ -119,10 +129,7 @@ def test_two_workers_train_identically_and_like_one_process_on_the_global_batch(
     assert single["replicas"] == 1 and chief["replicas"] == worker["replicas"] == 2
     for a, b in zip(chief["weights1"], worker["weights1"]):
         np.testing.assert_array_equal(a, b)  # the same all-reduced update on the same weights
-    # Adam divides by sqrt(v) + 1e-4: on weights whose gradient is near zero the
-    # all-reduce's rounding becomes a visible share of a step (<= 1e-3 here):
-    # 2.2e-5 seen after 3 steps; training on other data moves weights ~1e-3.
-    assert_close(single["weights1"], chief["weights1"], tolerance=1e-4)
+    assert_close(single["weights1"], chief["weights1"])
     assert single["weights1"][0].shape == chief["weights1"][0].shape
     assert not all(
         np.array_equal(a, b) for a, b in zip(single["weights1"], np.load(runs["root"] / "initial.npz").values())
@@ -159,11 +166,7 @@ def test_a_restart_resumes_every_worker_from_the_chiefs_checkpoint(runs):
     assert [m["step"] for m in worker["phases"][1]] == [m["step"] for m in chief["phases"][1]]
     for a, b in zip(chief["weights2"], worker["weights2"]):
         np.testing.assert_array_equal(a, b)
-    # Twice the Adam steps of weights1: the all-reduce's summation order differs from one
-    # process's, and Adam's normalised steps grow those rounding differences (2.2e-5 seen;
-    # 1.2e-4 once, in the full suite on two loaded cores with oneDNN). A resume from the
-    # wrong weights or moments is off by whole Adam steps, ~1e-3 at this rate.
-    assert_close(single["weights2"], chief["weights2"], tolerance=3e-4)
+    assert_close(single["weights2"], chief["weights2"])  # after more Adam steps: see there
 
 
 @pytest.mark.slow
