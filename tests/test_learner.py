@@ -36,13 +36,14 @@ def make_train_fn(model_dir, steps_per_call=3, seconds_per_step=0.0, fail=False)
     def train_fn(data_path):
         if fail:
             raise RuntimeError("the fake model cannot train")
+        os.makedirs(model_dir, exist_ok=True)
+        write_text_atomically(os.path.join(model_dir, "cpus.json"), json.dumps(sorted(os.sched_getaffinity(0))))
         path = os.path.join(model_dir, "step.json")
         step = json.load(open(path))["step"] if os.path.exists(path) else 0
         for _ in range(steps_per_call):
             time.sleep(seconds_per_step)
             step += 1
             active_hooks().train_step(step, {"loss": 1.0})
-        os.makedirs(model_dir, exist_ok=True)
         write_text_atomically(path, json.dumps({"step": step}))
     return train_fn
 '''
@@ -74,14 +75,17 @@ def config(tmp_path, monkeypatch):
 
 
 class LearnerWatch:
-    """At every train episode's start: the learner's progress against what is due."""
+    """At every train episode's start: the learner's progress against what is
+    due, and the CPUs collection runs on."""
 
     def __init__(self, output_dir: str, ratio: float):
         self.output_dir, self.ratio = output_dir, ratio
         self.seen: list[tuple[int, int, int | None]] = []
+        self.collection_cpus: list[set[int]] = []
 
     @hookimpl
     def wm_episode_start(self, phase, episode_index, seed):
+        self.collection_cpus.append(os.sched_getaffinity(0))
         if phase == "train":
             state = learner.read_learner_state(self.output_dir) or {}
             due = learner.due_steps(self.ratio, npz.environment_steps(
@@ -257,3 +261,26 @@ def test_a_learner_that_recorded_an_error_may_report_it_before_the_run_stops_it(
     working = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     _stop_learner(working, str(tmp_path), grace_s=30.0)
     assert working.returncode == -15  # a healthy learner is stopped at once
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to split")
+def test_learner_cpus_gives_the_learner_and_collection_their_own_cpus(config, tmp_path):
+    cpus = os.sched_getaffinity(0)
+    output_dir = str(tmp_path / "run")
+    watch = LearnerWatch(output_dir, 0.7)
+    run_async(config, output_dir, ["wm.train_eval_loop.learner_cpus = 1"], watch)
+    with open(os.path.join(output_dir, "model", "cpus.json")) as file:
+        assert json.load(file) == [max(cpus)]
+    assert watch.collection_cpus and all(seen == cpus - {max(cpus)} for seen in watch.collection_cpus)
+    assert os.sched_getaffinity(0) == cpus  # given back when the run ends
+
+
+def test_learner_cpus_needs_async_training_and_a_cpu_left_for_collection(config, tmp_path):
+    too_many = len(os.sched_getaffinity(0))
+    for params, message in (
+        (["wm.train_eval_loop.async_training = False", "wm.train_eval_loop.learner_cpus = 1"],
+         "needs async_training"),
+        ([f"wm.train_eval_loop.learner_cpus = {too_many}"], "must leave collection at least one"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            run_async(config, str(tmp_path / "run"), params)

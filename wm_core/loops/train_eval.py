@@ -48,6 +48,7 @@ from wm_core.data import npz
 from wm_core.data.atomic import write_text_atomically
 from wm_core.evaluation.planning_quality import evaluate_planner
 from wm_core.loops.config import ConfigError, configure, loop_setting, seed_global_generators
+from wm_core.loops.cpus import pin_threads, split_cpus
 from wm_core.ownership import CHECKPOINTS, RUN, DirectoryLock, child_environment
 from wm_core.planning.planners import Random
 from wm_core.reporting.visualize import visualize  # the original library's train_eval.visualize
@@ -169,8 +170,11 @@ def _planning_quality(
     }
 
 
-def _start_learner(output_dir: str, model_dir: str, episodes_dir: str, ratio: float):
-    """The learner process (``wm-run learn``, :mod:`wm_core.loops.learner`) and the wait before each collection."""
+def _start_learner(
+    output_dir: str, model_dir: str, episodes_dir: str, ratio: float, cpus: set[int] | None = None
+):
+    """The learner process (``wm-run learn``, :mod:`wm_core.loops.learner`) and
+    the wait before each collection; ``cpus``: pin the learner to them."""
     import subprocess
     import sys
 
@@ -182,6 +186,8 @@ def _start_learner(output_dir: str, model_dir: str, episodes_dir: str, ratio: fl
         "--model_dir", model_dir, "--episodes_dir", episodes_dir,
         "--train_steps_per_env_step", repr(float(ratio)),
     ], env=child_environment())  # the learner dies with this process
+    if cpus is not None:  # before it imports TensorFlow, which sizes its pools to them
+        pin_threads(cpus, process.pid)
     train_dir = os.path.join(episodes_dir, "train")
 
     def wait() -> None:
@@ -246,6 +252,7 @@ def train_eval_loop(
     num_envs: int = 1,
     async_training: bool = False,
     train_steps_per_env_step: float = 0.0,
+    learner_cpus: int = 0,
 ) -> dict[str, list[float]]:
     """Interleave data collection, training and evaluation; resumable.
 
@@ -283,6 +290,11 @@ def train_eval_loop(
         than one ``train_fn`` call behind; planners pick up its checkpoints
         themselves.  At the end the learner finishes the training due, then
         exits.
+    :param learner_cpus: with ``async_training`` (Linux only), pin the
+        learner to this many of the CPUs this process may use and
+        collection to the rest (:mod:`wm_core.loops.cpus`), for the run's
+        duration (environment workers, ``num_envs > 1``, keep every CPU);
+        0 (default): both share every CPU.
     :returns: ``{"train_scores": [...], "eval_scores": [...]}`` for the
         iterations run by this call, and, read from the episode files (so a
         resumed run reports the whole run), ``random_score``: the mean return
@@ -298,7 +310,11 @@ def train_eval_loop(
             check_int_at_least(name, value)
         check_int_at_least("seed_episodes", seed_episodes, minimum=0)
         num_envs = check_num_envs(num_envs)
-    except ValueError as error:
+        check_int_at_least("learner_cpus", learner_cpus, minimum=0)
+        if learner_cpus and not async_training:
+            raise ValueError(f"learner_cpus={learner_cpus} needs async_training (a learner process)")
+        cpu_split = split_cpus(learner_cpus) if learner_cpus else None
+    except (ValueError, NotImplementedError) as error:
         raise ConfigError(f"wm.train_eval_loop: {error}") from None
     if async_training and (train_fn is None or offline or not train_steps_per_env_step > 0):
         raise ConfigError(
@@ -334,8 +350,11 @@ def train_eval_loop(
         try:
             if async_training:
                 learner, wait = _start_learner(
-                    output_dir, model_dir, episodes_dir, train_steps_per_env_step
+                    output_dir, model_dir, episodes_dir, train_steps_per_env_step,
+                    cpu_split[1] if cpu_split else None,
                 )
+                if cpu_split:
+                    pin_threads(cpu_split[0])
             if not offline:
                 episodes, predictions, scalars = _collect(
                     task, Random(task, seed), train_dir, seed_episodes, seed, "train", hooks,
@@ -388,6 +407,8 @@ def train_eval_loop(
         finally:
             if learner is not None:
                 _stop_learner(learner, output_dir)
+            if cpu_split:
+                pin_threads(cpu_split[0] | cpu_split[1])
             environments.close()
             hooks.run_end(output_dir=output_dir)
     last_evaluation = _saved_episodes(eval_dir)[-num_eval_episodes:]
