@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -30,8 +31,10 @@ def test_pin_threads_moves_every_thread_of_a_process():
     child = subprocess.Popen([sys.executable, "-c", "import threading, time\n"
                               "threading.Thread(target=time.sleep, args=(30,)).start(); time.sleep(30)"])
     try:
+        deadline = time.monotonic() + 30
         while len(os.listdir(f"/proc/{child.pid}/task")) < 2:  # both threads started
-            pass
+            assert child.poll() is None and time.monotonic() < deadline, "the child never started its thread"
+            time.sleep(0.01)
         pin_threads(one, child.pid)
         threads = os.listdir(f"/proc/{child.pid}/task")
         assert len(threads) == 2 and all(os.sched_getaffinity(int(t)) == one for t in threads)
