@@ -105,11 +105,13 @@ def oracle_rows(task: str, seed: int, output_dir: str) -> list[dict]:
 
 def gather(output: str) -> list[dict]:
     """Rows of every run under ``output`` (``<task>/<line>_seed<k>``), so models, variants
-    and earlier invocations share one table; the published points last."""
+    and earlier invocations share one table; the random line once per task and seed (from its
+    first run in name order); the published points last."""
     rows = []
     for task in sorted(os.listdir(output)):
         if not os.path.isdir(os.path.join(output, task)):
             continue
+        random_seeds = set()  # every model run of a seed plays the same random episodes: keep one
         for run in sorted(os.listdir(os.path.join(output, task))):
             line, _, seed = run.rpartition("_seed")
             run_dir = os.path.join(output, task, run)
@@ -117,8 +119,12 @@ def gather(output: str) -> list[dict]:
                 continue
             if line == "oracle":
                 rows += oracle_rows(task, int(seed), run_dir)
-            else:
-                rows += model_rows(task, int(seed), run_dir, line)
+                continue
+            run_rows = model_rows(task, int(seed), run_dir, line)
+            if seed in random_seeds:
+                run_rows = [row for row in run_rows if row["line"] != "random"]
+            random_seeds.add(seed)
+            rows += run_rows
         rows += [dict(task=task, seed="", line="published", env_steps=steps, score=score, note=note)
                  for steps, score, note in PUBLISHED.get(task, [])]
     return rows
