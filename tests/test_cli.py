@@ -7,11 +7,13 @@ import pathlib
 import subprocess
 import sys
 
+import gin
 import numpy as np
 import pytest
 
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+from wm_core import cli
 from wm_core.data import npz
 from wm_core.reporting import quiet
 
@@ -155,6 +157,38 @@ def test_a_bad_loop_setting_is_a_one_line_error(tmp_path, binding):
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("wm-run: error: wm.train_eval_loop: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_a_configured_class_refusing_its_arguments_is_a_one_line_error(tmp_path):
+    config = str(ROOT / "configs/tests/oracle_cem_toy.gin")
+    result = wm_run("--gin_file", config, "--output_dir", str(tmp_path), "--gin_param", "cem.CEM.iterations = 0")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr == ("wm-run: error: iterations must be an integer >= 1, got 0 "
+                             "(an argument of wm_cem.cem.CEM in gin scope 'planner': check its bindings)\n")
+
+
+@gin.configurable(module="test_cli")
+class RefusesItsArguments:
+    def __init__(self, size: int = 0):
+        raise ValueError(f"size must be positive, got {size}")
+
+
+@gin.configurable(module="test_cli")
+def fails_while_running():
+    raise ValueError("a bug, not a binding")
+
+
+def test_only_a_constructors_value_error_counts_as_a_bad_binding():
+    # What gin appends to the message decides: a class's constructor refused its arguments
+    # (a config error, one line); a configured function failed while running (a traceback).
+    with pytest.raises(ValueError) as refused:
+        RefusesItsArguments()
+    assert cli._refused_arguments(refused.value) == (
+        f"size must be positive, got 0 (an argument of {__name__}.RefusesItsArguments: check its bindings)")
+    with pytest.raises(ValueError) as failed:
+        fails_while_running()
+    assert cli._refused_arguments(failed.value) is None
+    assert cli._refused_arguments(ValueError("outside gin")) is None
 
 
 def test_plugins_command_lists_entry_points_from_metadata_without_importing_them():

@@ -29,8 +29,9 @@ start-up lines, in its child processes either, unless given ``--verbose``.
 Exit status: 0 done, 1 a run stopped by a full disk (the message names the
 file; nothing partial is left, so the same command resumes once there is
 space), by diverged training or by a failed learner process, each said in
-one line, 2 a usage, config or plugin error, or a run directory (or
-``model_dir``) in use by another process (the message on stderr names it:
+one line, 2 a usage, config or plugin error (a configured class that refuses
+its arguments with a ``ValueError`` included: one line naming the class and
+its gin scope), or a run directory (or ``model_dir``) in use by another process (the message on stderr names it:
 :mod:`wm_core.ownership`), 130 interrupted.  ``wm-run evaluate`` only
 reads a run directory and takes no lock.
 """
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from typing import Callable, Sequence
@@ -77,6 +79,27 @@ def _user_error(error: BaseException) -> str:
     lines gin appends (gin's own location lines for a bad binding stay)."""
     return "\n".join(line for line in str(error).splitlines()
                      if not line.lstrip().startswith("In call to configurable"))
+
+
+# gin's note on an exception that left a configured class's constructor (its first such line
+# is the innermost call): the class's import path and its scope, if any.
+_CONSTRUCTOR_CALL = re.compile(r"\s*In call to configurable '[^']+' \(<class '([^']+)'>\)(?: in scope '([^']+)')?")
+
+
+def _refused_arguments(error: BaseException) -> str | None:
+    """For a ``ValueError`` raised by a configured class's constructor, which is how a class
+    refuses the arguments its gin bindings gave it: its message in one line, naming the class
+    and scope.  ``None`` for any other error (one raised while running, or outside gin)."""
+    if not isinstance(error, ValueError):
+        return None
+    lines = str(error).splitlines()
+    calls = [line for line in lines if line.lstrip().startswith("In call to configurable")]
+    match = _CONSTRUCTOR_CALL.match(calls[0]) if calls else None
+    if match is None:
+        return None
+    path, scope = match.groups()
+    where = f"{path} in gin scope '{scope}'" if scope else path
+    return f"{lines[0]} (an argument of {where}: check its bindings)"
 
 
 def _failure_line(error: BaseException) -> str:
@@ -276,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _RUN_FAILURES as error:
         print(f"wm-run: error: {_failure_line(error)}", file=sys.stderr)
         return 1
+    except ValueError as error:
+        refused = _refused_arguments(error)
+        if refused is None:
+            raise
+        print(f"wm-run: error: {refused}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("wm-run: interrupted; run again with the same --output_dir to resume", file=sys.stderr)
         return 130
