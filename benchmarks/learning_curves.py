@@ -81,12 +81,12 @@ def wm_run(config: str, output_dir: str, seed: int, params: list[str]) -> None:
 
 
 def model_rows(task: str, seed: int, output_dir: str, line: str) -> list[dict]:
-    """The random seed episodes' and every evaluation's rows of one model run (``wall_seconds``
+    """A row per random seed episode and per evaluation of one model run (``wall_seconds``
     is ``None`` for a run logged before metrics rows had ``wall_s``)."""
     rows = []
     for row in read_metrics(output_dir):
         if row["phase"] == "train" and "model_step" not in row:  # the random seed episodes
-            rows.append(dict(line="random", env_steps=0, score=row["score"]))
+            rows += [dict(line="random", env_steps=0, score=score) for score in row.get("scores", [row["score"]])]
         elif row["phase"] == "eval":
             rows.append(dict(
                 line=line, env_steps=row["env_steps"] * ACTION_REPEAT, wall_seconds=row.get("wall_s"),
@@ -105,13 +105,15 @@ def oracle_rows(task: str, seed: int, output_dir: str) -> list[dict]:
 
 def gather(output: str) -> list[dict]:
     """Rows of every run under ``output`` (``<task>/<line>_seed<k>``), so models, variants
-    and earlier invocations share one table; the random line once per task and seed (from its
-    first run in name order); the published points last."""
+    and earlier invocations share one table; a random row per seed episode, each seed's from
+    its run with the most; the published points last."""
     rows = []
     for task in sorted(os.listdir(output)):
         if not os.path.isdir(os.path.join(output, task)):
             continue
-        random_seeds = set()  # every model run of a seed plays the same random episodes: keep one
+        # The model runs of one seed start with the same random episodes (one seed, random
+        # actions), some with more of them than others: each seed's from its run with the most.
+        random_rows = {}
         for run in sorted(os.listdir(os.path.join(output, task))):
             line, _, seed = run.rpartition("_seed")
             run_dir = os.path.join(output, task, run)
@@ -121,10 +123,11 @@ def gather(output: str) -> list[dict]:
                 rows += oracle_rows(task, int(seed), run_dir)
                 continue
             run_rows = model_rows(task, int(seed), run_dir, line)
-            if seed in random_seeds:
-                run_rows = [row for row in run_rows if row["line"] != "random"]
-            random_seeds.add(seed)
-            rows += run_rows
+            random = [row for row in run_rows if row["line"] == "random"]
+            if len(random) > len(random_rows.get(seed, [])):
+                random_rows[seed] = random
+            rows += [row for row in run_rows if row["line"] != "random"]
+        rows += [row for seed in sorted(random_rows, key=int) for row in random_rows[seed]]
         rows += [dict(task=task, seed="", line="published", env_steps=steps, score=score, note=note)
                  for steps, score, note in PUBLISHED.get(task, [])]
     return rows

@@ -16,7 +16,8 @@ def write_run(path, random_scores, evals):
     """A run folder whose metrics.jsonl holds random seed episodes, then (env_steps, wall_s,
     score) evaluations with their planning quality."""
     os.makedirs(path)
-    rows = [dict(phase="train", score=score, env_steps=10 * (i + 1)) for i, score in enumerate(random_scores)]
+    rows = [dict(phase="train", scores=random_scores, score=sum(random_scores) / max(len(random_scores), 1),
+                 env_steps=10 * len(random_scores))]
     for steps, wall, score in evals:
         rows.append(dict(phase="train", score=0.0, env_steps=steps, model_step=1))  # a learned episode
         rows.append({"phase": "eval", "score": score, "env_steps": steps, "wall_s": wall,
@@ -26,19 +27,21 @@ def write_run(path, random_scores, evals):
 
 
 def test_gather_reads_every_run_with_one_random_line_per_seed(tmp_path):
-    # Two models on seed 0 replay the same random episodes: they count once in the random line.
+    # Two models on seed 0 start with the same random episodes, tdmpc with more: they count
+    # once in the random line, episode by episode.
     write_run(tmp_path / "swingup" / "planet_seed0", [100.0, 120.0], [(1000, 60.0, 150.0)])
-    write_run(tmp_path / "swingup" / "tdmpc_seed0", [100.0, 120.0], [(1000, 30.0, 200.0), (1500, 50.0, 250.0)])
+    write_run(tmp_path / "swingup" / "tdmpc_seed0", [100.0, 120.0, 60.0],
+              [(1000, 30.0, 200.0), (1500, 50.0, 250.0)])
     write_run(tmp_path / "swingup" / "tdmpc_seed1", [80.0], [(1000, 40.0, 90.0)])
-    write_run(tmp_path / "swingup" / "oracle_seed0", [], [])
-    with open(tmp_path / "swingup" / "oracle_seed0" / "metrics.jsonl", "a") as file:
-        file.write(json.dumps(dict(phase="eval", score=800.0, env_steps=125)) + "\n")
+    os.makedirs(tmp_path / "swingup" / "oracle_seed0")
+    (tmp_path / "swingup" / "oracle_seed0" / "metrics.jsonl").write_text(
+        json.dumps(dict(phase="eval", score=800.0, env_steps=125)) + "\n")
     os.makedirs(tmp_path / "swingup" / "logs")  # not a run: skipped
 
     rows = learning_curves.gather(str(tmp_path))
 
     random = [(row["seed"], row["score"]) for row in rows if row["line"] == "random"]
-    assert sorted(random) == [(0, 100.0), (0, 120.0), (1, 80.0)]
+    assert random == [(0, 100.0), (0, 120.0), (0, 60.0), (1, 80.0)]
     tdmpc = [(row["seed"], row["env_steps"], row["wall_seconds"], row["score"]) for row in rows
              if row["line"] == "tdmpc"]
     # env_steps are agent steps x the action repeat (8).
