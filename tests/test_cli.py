@@ -163,8 +163,12 @@ def test_a_configured_class_refusing_its_arguments_is_a_one_line_error(tmp_path)
     config = str(ROOT / "configs/tests/oracle_cem_toy.gin")
     result = wm_run("--gin_file", config, "--output_dir", str(tmp_path), "--gin_param", "cem.CEM.iterations = 0")
     assert result.returncode == 2, result.stderr[-3000:]
-    assert result.stderr == ("wm-run: error: iterations must be an integer >= 1, got 0 "
-                             "(an argument of wm_cem.cem.CEM in gin scope 'planner': check its bindings)\n")
+    assert result.stderr == ("wm-run: error: iterations must be an integer >= 1, got 0 (an argument of "
+                             "wm_cem.cem.CEM in gin scope 'planner': check its bindings; --verbose shows the "
+                             "traceback)\n")
+    verbose = wm_run("--gin_file", config, "--output_dir", str(tmp_path / "verbose"), "--verbose",
+                     "--gin_param", "cem.CEM.iterations = 0")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr and "_require_positive_int" in verbose.stderr
 
 
 @gin.configurable(module="test_cli")
@@ -184,7 +188,8 @@ def test_only_a_constructors_value_error_counts_as_a_bad_binding():
     with pytest.raises(ValueError) as refused:
         RefusesItsArguments()
     assert cli._refused_arguments(refused.value) == (
-        f"size must be positive, got 0 (an argument of {__name__}.RefusesItsArguments: check its bindings)")
+        f"size must be positive, got 0 (an argument of {__name__}.RefusesItsArguments: check its bindings; "
+        "--verbose shows the traceback)")
     with pytest.raises(ValueError) as failed:
         fails_while_running()
     assert cli._refused_arguments(failed.value) is None

@@ -31,8 +31,9 @@ file; nothing partial is left, so the same command resumes once there is
 space), by diverged training or by a failed learner process, each said in
 one line, 2 a usage, config or plugin error (a configured class that refuses
 its arguments with a ``ValueError`` included: one line naming the class and
-its gin scope), or a run directory (or ``model_dir``) in use by another process (the message on stderr names it:
-:mod:`wm_core.ownership`), 130 interrupted.  ``wm-run evaluate`` only
+its gin scope; with ``--verbose`` the traceback instead, status 1), or a run
+directory (or ``model_dir``) in use by another process (the message on stderr
+names it: :mod:`wm_core.ownership`), 130 interrupted.  ``wm-run evaluate`` only
 reads a run directory and takes no lock.
 """
 
@@ -99,7 +100,7 @@ def _refused_arguments(error: BaseException) -> str | None:
         return None
     path, scope = match.groups()
     where = f"{path} in gin scope '{scope}'" if scope else path
-    return f"{lines[0]} (an argument of {where}: check its bindings)"
+    return f"{lines[0]} (an argument of {where}: check its bindings; --verbose shows the traceback)"
 
 
 def _failure_line(error: BaseException) -> str:
@@ -301,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ValueError as error:
         refused = _refused_arguments(error)
-        if refused is None:
+        if refused is None or args.verbose:
             raise
         print(f"wm-run: error: {refused}", file=sys.stderr)
         return 2
