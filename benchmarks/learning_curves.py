@@ -86,7 +86,8 @@ def model_rows(task: str, seed: int, output_dir: str, line: str) -> list[dict]:
     rows = []
     for row in read_metrics(output_dir):
         if row["phase"] == "train" and "model_step" not in row:  # the random seed episodes
-            rows += [dict(line="random", env_steps=0, score=score) for score in row.get("scores", [row["score"]])]
+            scores = row.get("scores", [row["score"]])
+            rows += [dict(line="random", env_steps=0, score=score) for score in scores]
         elif row["phase"] == "eval":
             rows.append(dict(
                 line=line, env_steps=row["env_steps"] * ACTION_REPEAT, wall_seconds=row.get("wall_s"),
@@ -159,8 +160,14 @@ def plot(rows: list[dict], path: str) -> bool:
                 for axis in (steps_axis, wall_axis):
                     axis.axhline(sum(scores) / len(scores), color=colour, linestyle="--",
                                  label=f"{line} (mean of {len(scores)})")
-        for steps, score, _ in PUBLISHED.get(task, []):
+        published = PUBLISHED.get(task, [])
+        for steps, score, _ in published:
             steps_axis.plot([steps], [score], "r*", markersize=12)
+        # The steps the runs reached, and the first published point (later ones lie off the axis).
+        reached = [row["env_steps"] for row in mine if "rank_correlation" in row]
+        reached += [steps for steps, _, _ in published[:1]]
+        if reached:
+            steps_axis.set_xlim(0, 1.05 * max(reached))
         steps_axis.set(title=f"cartpole-{task}", xlabel="environment steps", ylabel="eval return")
         wall_axis.set(title=f"cartpole-{task}", xlabel="wall-clock seconds since the run started",
                       ylabel="eval return")
