@@ -17,7 +17,8 @@ planning quality recorded after every evaluation, then reads each run's
   planning-quality measurement, one run at a time on this machine), with its
   planning quality (rank correlation of predicted vs true returns,
   normalised regret);
-* **random**: the mean return of the run's random seed episodes;
+* **random**: the returns of the random seed episodes, once per seed (the runs of a seed
+  start with the same ones);
 * **oracle**: the same CEM planning with the ground-truth simulator, for
   ``--oracle_episodes`` episodes per seed (``wm-run`` on
   ``configs/oracle_cem_cartpole_<task>_cpu.gin``);
