@@ -113,9 +113,7 @@ def gather(output: str) -> list[dict]:
     for task in sorted(os.listdir(output)):
         if not os.path.isdir(os.path.join(output, task)):
             continue
-        # The model runs of one seed start with the same random episodes (one seed, random
-        # actions), some with more of them than others: each seed's from its run with the most.
-        random_rows = {}
+        random_rows = {}  # seed -> the random rows of its run with the most seed episodes
         for run in sorted(os.listdir(os.path.join(output, task))):
             line, _, seed = run.rpartition("_seed")
             run_dir = os.path.join(output, task, run)

@@ -75,11 +75,15 @@ _USER_ERRORS = (config.PluginMissing, config.ConfigError, registry.PluginNotFoun
 _RUN_FAILURES = (DiskFullError, TrainingDivergedError, LearnerFailed)
 
 
+# How gin begins each note it appends to an exception raised inside a configurable's call.
+_GIN_CALL_NOTE = "In call to configurable"
+
+
 def _user_error(error: BaseException) -> str:
     """A usage or config error's message, without the "In call to configurable ..."
     lines gin appends (gin's own location lines for a bad binding stay)."""
     return "\n".join(line for line in str(error).splitlines()
-                     if not line.lstrip().startswith("In call to configurable"))
+                     if not line.lstrip().startswith(_GIN_CALL_NOTE))
 
 
 # gin's note on an exception that left a configured class's constructor (its first such line
@@ -94,7 +98,7 @@ def _refused_arguments(error: BaseException) -> str | None:
     if not isinstance(error, ValueError):
         return None
     lines = str(error).splitlines()
-    calls = [line for line in lines if line.lstrip().startswith("In call to configurable")]
+    calls = [line for line in lines if line.lstrip().startswith(_GIN_CALL_NOTE)]
     match = _CONSTRUCTOR_CALL.match(calls[0]) if calls else None
     if match is None:
         return None

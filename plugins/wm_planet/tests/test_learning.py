@@ -8,8 +8,8 @@ planner (:func:`wm_core.evaluation.scoring.score_against_references`).  Each see
 close at least 75 % of the gap, and the models must rank action sequences
 better than chance: on the mean over the three seeds (no seed worse than chance),
 since one seed's figure moves with the processor's arithmetic (seed 2: 0.27 on one
-AVX2 AMD EPYC, 0.06 on another, where it closed 80 % of the gap).  Training on actions shifted by one step fails both
-(seed 2: 41 % of the gap, rank correlation 0.05).  Rewards shifted by one
+AVX2 AMD EPYC, 0.06 on another, where it closed 80 % of the gap).  Training on
+actions shifted by one step fails both (seed 2: 41 % of the gap, rank correlation 0.05).  Rewards shifted by one
 step pass on this task (79 % and 0.72 on seed 0): the reward follows the
 position, which moves 0.3 per step, so a one-step lag still points at the goal.
 """
